@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * main.c - the amalgam program: global options and subcommand dispatch.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <amalgam/version.h>
+
+#include "commands.h"
+
+static const struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    { "inspect", amg_cmd_inspect,
+      "show a model's architecture, parameter count, shards and tensors" },
+    { "synth", amg_cmd_synth,
+      "generate a small Llama-shaped model (base or expert) for tests" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    size_t i;
+
+    fputs("usage: amalgam [--version] [--help] <command> [<args>]\n\n"
+          "commands:\n", out);
+    for (i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "   %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nrun 'amalgam <command> --help' for a command's options; "
+          "see amalgam(1)\n", out);
+}
+
+void amg_die_msg(const char *msg)
+{
+    fprintf(stderr, "error: %s\n", msg);
+}
+
+int main(int argc, char **argv)
+{
+    size_t i;
+
+    if (argc < 2) {
+        usage(stderr);
+        return AMG_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return AMG_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("amalgam %s (plugin ABI %d.%d)\n", AMG_VERSION_STRING,
+               AMG_ABI_MAJOR, AMG_ABI_MINOR);
+        return AMG_EXIT_OK;
+    }
+    for (i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "error: '%s' is not an amalgam command; "
+                    "see 'amalgam --help'\n", argv[1]);
+    return AMG_EXIT_USAGE;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * synth.h - deterministic Llama-shaped model generator for tests, demos and
+ * benchmarks (`amalgam synth`).
+ *
+ * Writes real Hugging Face folders (LlamaForCausalLM tensor names and
+ * config.json). Values come from a counter-based hash of (seed, tensor name,
+ * element index), so they never depend on chunking or thread count.
+ * Experts are the base plus a task vector: a component shared by all
+ * experts (their deltas agree in sign) and a component of each expert's own
+ * (deltas conflict in sign between experts).
+ */
+#ifndef AMG_SYNTH_H
+#define AMG_SYNTH_H
+
+#include <stdint.h>
+
+#include "dtype.h"
+#include "error.h"
+
+typedef struct amg_synth_opts {
+    int layers;                        /* num_hidden_layers (default 2) */
+    int hidden;                        /* hidden_size (default 64) */
+    int intermediate;                  /* intermediate_size (default 176) */
+    int vocab;                         /* vocab_size (default 256) */
+    int heads;                         /* num_attention_heads (default 4) */
+    int kv_heads;                      /* num_key_value_heads (default 2) */
+    int tie_embeddings;                /* 1: no lm_head.weight */
+    amg_dtype dtype;                   /* stored dtype (default BF16) */
+    uint64_t shard_size;               /* max shard bytes (default 5GB) */
+    uint64_t seed;                     /* base weights seed */
+    int expert;                        /* 0: the base; k >= 1: expert k */
+    float delta_scale;                 /* task-vector size relative to the
+                                          base weights (default 0.05) */
+    float agree;                       /* share of the task vector common
+                                          to all experts, 0..1 (default 0.5) */
+} amg_synth_opts;
+
+/* Fill defaults. */
+void amg_synth_opts_init(amg_synth_opts *o);
+
+/* Write one model (base or expert o->expert) to out_dir, which must not
+ * exist unless overwrite is set. */
+int amg_synth_write(const amg_synth_opts *o, const char *out_dir,
+                    int overwrite, amg_err *err);
+
+/* The f32 value of element i of tensor name, before rounding to the stored
+ * dtype: base(seed, name, i) + scale * task vector. Exposed so tests can
+ * check written files against it. */
+float amg_synth_value(const amg_synth_opts *o, const char *name, uint64_t i);
+
+#endif

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *amg_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+char *amg_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + slash + b + 1);
+
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    if (slash)
+        p[a] = '/';
+    memcpy(p + a + slash, name, b + 1);
+    return p;
+}
+
+int amg_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int amg_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int amg_pread_all(int fd, void *buf, size_t len, uint64_t off,
+                  const char *path, amg_err *err)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return amg_err_errno(err, AMG_EIO, errno, "cannot read '%s'", path);
+        }
+        if (n == 0)
+            return amg_err_set(err, AMG_EIO,
+                               "cannot read '%s': file is truncated", path);
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return AMG_OK;
+}
+
+int amg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
+                   const char *path, amg_err *err)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return amg_err_errno(err, AMG_EIO, errno, "cannot write '%s'",
+                                 path);
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return AMG_OK;
+}
+
+int amg_read_file(const char *path, size_t max_len, char **data, size_t *len,
+                  amg_err *err)
+{
+    struct stat st;
+    char *buf = NULL;
+    int fd, rc;
+
+    *data = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return amg_err_errno(err, errno == ENOENT ? AMG_ENOTFOUND : AMG_EIO,
+                             errno, "cannot open '%s'", path);
+    if (fstat(fd, &st) < 0) {
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot stat '%s'", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = amg_err_set(err, AMG_EINVAL, "'%s' is not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max_len) {
+        rc = amg_err_set(err, AMG_EFORMAT,
+                         "'%s' is too large (%lld bytes, limit %zu)", path,
+                         (long long)st.st_size, max_len);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        rc = amg_err_set(err, AMG_ENOMEM, "out of memory reading '%s'", path);
+        goto out;
+    }
+    rc = amg_pread_all(fd, buf, (size_t)st.st_size, 0, path, err);
+    if (rc)
+        goto out;
+    buf[st.st_size] = '\0';
+    *data = buf;
+    buf = NULL;
+    if (len)
+        *len = (size_t)st.st_size;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int amg_write_file_atomic(const char *path, const void *data, size_t len,
+                          amg_err *err)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    int fd, rc;
+
+    if (!tmp)
+        return amg_err_set(err, AMG_ENOMEM, "out of memory writing '%s'",
+                           path);
+    snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot create '%s'", tmp);
+        free(tmp);
+        return rc;
+    }
+    rc = amg_pwrite_all(fd, data, len, 0, tmp, err);
+    if (!rc && fsync(fd) < 0)
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot sync '%s'", tmp);
+    if (close(fd) < 0 && !rc)
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot close '%s'", tmp);
+    if (!rc && rename(tmp, path) < 0)
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot rename '%s' to '%s'",
+                           tmp, path);
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int amg_parse_size(const char *s, uint64_t *out, amg_err *err)
+{
+    static const struct { const char *suffix; double mult; } units[] = {
+        { "",    1.0 },  { "b",   1.0 },
+        { "kb",  1e3 },  { "mb",  1e6 },  { "gb",  1e9 },  { "tb",  1e12 },
+        { "k",   1e3 },  { "m",   1e6 },  { "g",   1e9 },  { "t",   1e12 },
+        { "kib", 1024.0 }, { "mib", 1048576.0 }, { "gib", 1073741824.0 },
+        { "tib", 1099511627776.0 },
+    };
+    char *end;
+    double v;
+    size_t i;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno || !(v >= 0) || !isfinite(v))
+        goto bad;
+    while (*end == ' ')
+        end++;
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            double bytes = v * units[i].mult;
+            if (bytes >= 18446744073709551616.0)
+                goto bad;
+            *out = (uint64_t)bytes;
+            return AMG_OK;
+        }
+    }
+bad:
+    return amg_err_set(err, AMG_EINVAL,
+                       "invalid size '%s' (expected e.g. 5GB, 500MB, 2GiB)", s);
+}
+
+void amg_format_bytes(uint64_t n, char *buf, size_t cap)
+{
+    static const char *units[] = { "B", "kB", "MB", "GB", "TB", "PB" };
+    double v = (double)n;
+    int u = 0;
+
+    if (n < 1000) {
+        snprintf(buf, cap, "%llu B", (unsigned long long)n);
+        return;
+    }
+    while (v >= 1000.0 && u < 5) {
+        v /= 1000.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.2f %s", v, units[u]);
+}
