@@ -114,3 +114,153 @@ int amg_dtype_parse_user(const char *name, amg_dtype *out)
 
 /* ---- bulk conversion (per-element rules live in fpconv.h) ---- */
 /* AMG-DTYPE-CONVERSIONS: amg_to_f32 / amg_from_f32 go here. */
+
+/* Little-endian loads and stores at any alignment, independent of the host's
+ * byte order. */
+static uint64_t ld_le(const unsigned char *p, size_t size)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = size; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void st_le(unsigned char *p, uint64_t v, size_t size)
+{
+    size_t i;
+
+    for (i = 0; i < size; i++) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n)
+{
+    const unsigned char *p = in;
+    size_t sz = amg_dtype_size(src);
+    size_t i;
+    uint64_t v;
+    double d;
+
+    for (i = 0; i < n; i++, p += sz) {
+        v = ld_le(p, sz);
+        switch (src) {
+        case AMG_DT_F64:
+            memcpy(&d, &v, sizeof(d));
+            out[i] = (float)d;
+            break;
+        case AMG_DT_F32:
+            out[i] = amg_bits_f32((uint32_t)v);
+            break;
+        case AMG_DT_F16:
+            out[i] = amg_f16_to_f32((uint16_t)v);
+            break;
+        case AMG_DT_BF16:
+            out[i] = amg_bf16_to_f32((uint16_t)v);
+            break;
+        case AMG_DT_I64:
+            out[i] = (float)(int64_t)v;
+            break;
+        case AMG_DT_I32:
+            out[i] = (float)(int32_t)(uint32_t)v;
+            break;
+        case AMG_DT_I16:
+            out[i] = (float)(int16_t)(uint16_t)v;
+            break;
+        case AMG_DT_I8:
+            out[i] = (float)(int8_t)(uint8_t)v;
+            break;
+        case AMG_DT_U8:
+            out[i] = (float)(uint8_t)v;
+            break;
+        case AMG_DT_BOOL:
+            out[i] = v ? 1.0f : 0.0f;
+            break;
+        case AMG_DT_F8_E4M3:
+            out[i] = amg_f8e4m3_to_f32((uint8_t)v);
+            break;
+        case AMG_DT_F8_E5M2:
+            out[i] = amg_f8e5m2_to_f32((uint8_t)v);
+            break;
+        default:
+            return;
+        }
+    }
+}
+
+/* Truncate toward zero and saturate to [lo, hi]; NaN gives 0. lo and hi are
+ * the type's range when exactly representable in f32 (8 and 16 bit types),
+ * the powers of two just outside it otherwise (hi_excl is then true). */
+static int64_t sat_int(float x, float lo, float hi, int64_t ilo, int64_t ihi,
+                       int hi_excl)
+{
+    if (x != x)
+        return 0;
+    if (hi_excl ? x >= hi : x > hi)
+        return ihi;
+    if (x < lo)
+        return ilo;
+    return (int64_t)x;
+}
+
+void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n)
+{
+    unsigned char *p = out;
+    size_t sz = amg_dtype_size(dst);
+    size_t i;
+    uint64_t v;
+    double d;
+    float x;
+
+    for (i = 0; i < n; i++, p += sz) {
+        x = in[i];
+        switch (dst) {
+        case AMG_DT_F64:
+            d = x;
+            memcpy(&v, &d, sizeof(v));
+            break;
+        case AMG_DT_F32:
+            v = amg_f32_bits(x);
+            break;
+        case AMG_DT_F16:
+            v = amg_f32_to_f16(x);
+            break;
+        case AMG_DT_BF16:
+            v = amg_f32_to_bf16(x);
+            break;
+        case AMG_DT_I64:
+            v = (uint64_t)sat_int(x, -0x1p63f, 0x1p63f, INT64_MIN, INT64_MAX,
+                                  1);
+            break;
+        case AMG_DT_I32:
+            v = (uint64_t)sat_int(x, -0x1p31f, 0x1p31f, INT32_MIN, INT32_MAX,
+                                  1);
+            break;
+        case AMG_DT_I16:
+            v = (uint64_t)sat_int(x, -32768.0f, 32767.0f, INT16_MIN,
+                                  INT16_MAX, 0);
+            break;
+        case AMG_DT_I8:
+            v = (uint64_t)sat_int(x, -128.0f, 127.0f, INT8_MIN, INT8_MAX, 0);
+            break;
+        case AMG_DT_U8:
+            v = (uint64_t)sat_int(x, 0.0f, 255.0f, 0, UINT8_MAX, 0);
+            break;
+        case AMG_DT_BOOL:
+            v = x != 0.0f;
+            break;
+        case AMG_DT_F8_E4M3:
+            v = amg_f32_to_f8e4m3(x);
+            break;
+        case AMG_DT_F8_E5M2:
+            v = amg_f32_to_f8e5m2(x);
+            break;
+        default:
+            return;
+        }
+        st_le(p, v, sz);
+    }
+}
