@@ -31,6 +31,7 @@ typedef struct amg_model_writer {
     char **shard_names;                /* "model-00001-of-00003.safetensors"
                                           or "model.safetensors" */
     uint64_t total_size;               /* sum of tensor bytes */
+    int overwrite;                     /* commit may replace out_dir */
 } amg_model_writer;
 
 /*
