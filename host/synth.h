@@ -39,14 +39,39 @@ typedef struct amg_synth_opts {
 /* Fill defaults. */
 void amg_synth_opts_init(amg_synth_opts *o);
 
+/* Check the options: sizes in range, hidden a multiple of heads, heads a
+ * multiple of kv_heads, a float dtype, agree in [0, 1]. AMG_EINVAL with the
+ * reason otherwise. */
+int amg_synth_check(const amg_synth_opts *o, amg_err *err);
+
 /* Write one model (base or expert o->expert) to out_dir, which must not
- * exist unless overwrite is set. */
+ * exist unless overwrite is set. Nothing is left behind on failure. */
 int amg_synth_write(const amg_synth_opts *o, const char *out_dir,
                     int overwrite, amg_err *err);
 
-/* The f32 value of element i of tensor name, before rounding to the stored
- * dtype: base(seed, name, i) + scale * task vector. Exposed so tests can
- * check written files against it. */
+/* What a write produced, for summaries. */
+typedef struct amg_synth_stats {
+    uint64_t n_params;                 /* elements over all tensors */
+    uint64_t n_bytes;                  /* tensor bytes (index total_size) */
+    uint64_t n_tensors;
+    uint64_t n_shards;                 /* safetensors files written */
+} amg_synth_stats;
+
+/* amg_synth_write that also fills *stats (when not NULL) on success. */
+int amg_synth_write_stats(const amg_synth_opts *o, const char *out_dir,
+                          int overwrite, amg_synth_stats *stats,
+                          amg_err *err);
+
+/* The f32 value of element i (row-major) of tensor name, before rounding to
+ * the stored dtype: base(seed, name, i) + scale * task vector. Exposed so
+ * tests can check written files against it. The exact formula, which
+ * tests/py/check_written.py reimplements, is documented at the top of
+ * synth.c:
+ *   u(stream, i) = (mix64(key(seed, stream, name) + GOLDEN*(i+1)) >> 40)
+ *                  * 2^-23 - 1          (stream 0 base, 1 common, k+1 own)
+ *   base  = B + A*u(0,i)  (A=0.1, B=1 for "*norm.weight"; A=0.02, B=0)
+ *   value = (float)(base + (delta_scale*A) *
+ *                   (agree*u(1,i) + (1-agree)*u(k+1,i)))   in double */
 float amg_synth_value(const amg_synth_opts *o, const char *name, uint64_t i);
 
 #endif
