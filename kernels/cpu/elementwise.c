@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Elementwise f32 kernels. Every result is the f32 expression kernels.h
+ * writes, evaluated operation by operation with round-to-nearest-even: the
+ * build is ISO C11 (-std=c11), where GCC and Clang do not contract a*b+c
+ * into an FMA, so the CUDA table matches by using __fmul_rn/__fadd_rn (nvcc
+ * contracts by default).
+ */
+#include "config.h"
+
+#include <math.h>
+
+#include "ctx.h"
+#include "kernels_cpu.h"
+
+/* Elements per block in weighted_sum: the accumulators stay in L1. */
+#define WS_BLOCK 1024
+
+int32_t amg__kcpu_fill(amg_ctx *ctx, amg_tensor *out, float v)
+{
+    float *o;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "fill", "out", out, AMG__KCPU_F32);
+
+    if (rc)
+        return rc;
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++)
+        o[i] = v;
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
+                        const amg_tensor *x)
+{
+    const float *a;
+    float *o;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "scale", "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, "scale", "x", x, AMG__KCPU_F32, "out",
+                                out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++)
+        o[i] = alpha * a[i];
+    return AMG_OK;
+}
+
+/* out, x and y checked as F32 with out's element count. */
+static int check_binary(amg_ctx *ctx, const char *kernel, const amg_tensor *out,
+                        const amg_tensor *x, const amg_tensor *y)
+{
+    int rc = amg__kcpu_arg(ctx, kernel, "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, kernel, "x", x, AMG__KCPU_F32, "out",
+                                out);
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, kernel, "y", y, AMG__KCPU_F32, "out",
+                                out);
+    return rc;
+}
+
+int32_t amg__kcpu_axpby(amg_ctx *ctx, amg_tensor *out, float alpha,
+                        const amg_tensor *x, float beta, const amg_tensor *y)
+{
+    const float *a, *b;
+    float *o;
+    uint64_t i, n;
+    int rc = check_binary(ctx, "axpby", out, x, y);
+
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    b = amg_tensor_data(y);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++) {
+        /* both products rounded to f32, then the sum: no FMA */
+        float p = alpha * a[i];
+        float q = beta * b[i];
+        o[i] = p + q;
+    }
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_mul(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
+                      const amg_tensor *y)
+{
+    const float *a, *b;
+    float *o;
+    uint64_t i, n;
+    int rc = check_binary(ctx, "mul", out, x, y);
+
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    b = amg_tensor_data(y);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++)
+        o[i] = a[i] * b[i];
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_div(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
+                      const amg_tensor *y)
+{
+    const float *a, *b;
+    float *o;
+    uint64_t i, n;
+    int rc = check_binary(ctx, "div", out, x, y);
+
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    b = amg_tensor_data(y);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++)
+        o[i] = a[i] / b[i];
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_abs(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
+{
+    const float *a;
+    float *o;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "abs", "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, "abs", "x", x, AMG__KCPU_F32, "out",
+                                out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    for (i = 0; i < n; i++)
+        o[i] = fabsf(a[i]);
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
+{
+    const float *a;
+    float *o;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "sign", "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, "sign", "x", x, AMG__KCPU_F32, "out",
+                                out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    o = amg_tensor_data(out);
+    n = amg_tensor_numel(out);
+    /* both comparisons are false for NaN and for -0, which give +0 */
+    for (i = 0; i < n; i++)
+        o[i] = a[i] > 0.0f ? 1.0f : a[i] < 0.0f ? -1.0f : 0.0f;
+    return AMG_OK;
+}
+
+/*
+ * Per element: acc = +0.0f, then acc = acc + w[j] * x[j][i] for j = 0..n-1
+ * (product rounded, then the sum). Blocks of elements keep the inner loop
+ * over one input contiguous; every x[j] block is read before out's block is
+ * written, so out may alias any x[j].
+ */
+int32_t amg__kcpu_weighted_sum(amg_ctx *ctx, amg_tensor *out,
+                               const amg_tensor *const *x, const float *w,
+                               uint32_t n)
+{
+    float acc[WS_BLOCK];
+    float *o;
+    uint64_t i, len, start, total;
+    uint32_t j;
+    int rc = amg__kcpu_arg(ctx, "weighted_sum", "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_args_like(ctx, "weighted_sum", "x", x, n, w, 1, "out",
+                                 out);
+    if (rc)
+        return rc;
+    o = amg_tensor_data(out);
+    total = amg_tensor_numel(out);
+    for (start = 0; start < total; start += len) {
+        len = total - start < WS_BLOCK ? total - start : WS_BLOCK;
+        for (i = 0; i < len; i++)
+            acc[i] = 0.0f;
+        for (j = 0; j < n; j++) {
+            const float *a = (const float *)amg_tensor_data(x[j]) + start;
+            float wj = w[j];
+
+            for (i = 0; i < len; i++) {
+                float p = wj * a[i];
+                acc[i] = acc[i] + p;
+            }
+        }
+        for (i = 0; i < len; i++)
+            o[start + i] = acc[i];
+    }
+    return AMG_OK;
+}

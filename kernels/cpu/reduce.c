@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Reductions over f32 tensors, accumulated in f64 one element at a time in
+ * index order (i = 0, 1, ..., row by row for row_dot). Products of two f32
+ * values are exact in f64, so the order of the additions is the only
+ * rounding that varies between implementations; fixing it makes every
+ * result reproducible, and a device port matches bit for bit by summing in
+ * the same order (or documents its own order beside its table).
+ */
+#include "config.h"
+
+#include <math.h>
+
+#include "ctx.h"
+#include "kernels_cpu.h"
+
+static int check_out(amg_ctx *ctx, const char *kernel, const double *out)
+{
+    if (!out)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: out is NULL", kernel);
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_sum(amg_ctx *ctx, const amg_tensor *x, double *out)
+{
+    const float *a;
+    double acc = 0.0;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "sum", "x", x, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = check_out(ctx, "sum", out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    n = amg_tensor_numel(x);
+    for (i = 0; i < n; i++)
+        acc += (double)a[i];
+    *out = acc;
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_dot(amg_ctx *ctx, const amg_tensor *x, const amg_tensor *y,
+                      double *out)
+{
+    const float *a, *b;
+    double acc = 0.0;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "dot", "x", x, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, "dot", "y", y, AMG__KCPU_F32, "x", x);
+    if (!rc)
+        rc = check_out(ctx, "dot", out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    b = amg_tensor_data(y);
+    n = amg_tensor_numel(x);
+    for (i = 0; i < n; i++)
+        acc += (double)a[i] * (double)b[i];
+    *out = acc;
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_norm_l2(amg_ctx *ctx, const amg_tensor *x, double *out)
+{
+    const float *a;
+    double acc = 0.0;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "norm_l2", "x", x, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = check_out(ctx, "norm_l2", out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    n = amg_tensor_numel(x);
+    for (i = 0; i < n; i++)
+        acc += (double)a[i] * (double)a[i];
+    *out = sqrt(acc);
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_norm_l1(amg_ctx *ctx, const amg_tensor *x, double *out)
+{
+    const float *a;
+    double acc = 0.0;
+    uint64_t i, n;
+    int rc = amg__kcpu_arg(ctx, "norm_l1", "x", x, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = check_out(ctx, "norm_l1", out);
+    if (rc)
+        return rc;
+    a = amg_tensor_data(x);
+    n = amg_tensor_numel(x);
+    for (i = 0; i < n; i++)
+        acc += fabs((double)a[i]);
+    *out = acc;
+    return AMG_OK;
+}
+
+int32_t amg__kcpu_row_dot(amg_ctx *ctx, const amg_tensor *x,
+                          const amg_tensor *y, double *out)
+{
+    const float *a, *b;
+    uint64_t r, c, rows, cols;
+    int rc = amg__kcpu_arg(ctx, "row_dot", "x", x, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, "row_dot", "y", y, AMG__KCPU_F32, "x",
+                                x);
+    if (!rc)
+        rc = check_out(ctx, "row_dot", out);
+    if (rc)
+        return rc;
+    rows = amg_tensor_rows(x);
+    if (amg_tensor_rows(y) != rows)
+        return amg_ctx_fail(ctx, AMG_EINVAL,
+                            "row_dot: y has %llu rows, x has %llu",
+                            (unsigned long long)amg_tensor_rows(y),
+                            (unsigned long long)rows);
+    cols = amg_tensor_row_numel(x);
+    a = amg_tensor_data(x);
+    b = amg_tensor_data(y);
+    for (r = 0; r < rows; r++) {
+        double acc = 0.0;
+
+        for (c = 0; c < cols; c++)
+            acc += (double)a[r * cols + c] * (double)b[r * cols + c];
+        out[r] = acc;
+    }
+    return AMG_OK;
+}

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CPU kernel table, and the argument checks every CPU kernel shares so
+ * that a strategy gets the same message for the same mistake from each.
+ */
+#include "config.h"
+#include "kernels_cpu.h"
+
+#include <stdio.h>
+
+#include "ctx.h"
+#include "dtype.h"
+#include "tensor_mem.h"
+
+static const amg_kernels cpu_table = {
+    .struct_size = (uint32_t)sizeof(amg_kernels),
+    .device_type = AMG_DEVICE_CPU,
+    .convert = amg__kcpu_convert,
+    .fill = amg__kcpu_fill,
+    .scale = amg__kcpu_scale,
+    .axpby = amg__kcpu_axpby,
+    .mul = amg__kcpu_mul,
+    .div = amg__kcpu_div,
+    .abs = amg__kcpu_abs,
+    .sign = amg__kcpu_sign,
+    .weighted_sum = amg__kcpu_weighted_sum,
+    .mask_apply = amg__kcpu_mask_apply,
+    .where = amg__kcpu_where,
+    .topk_mask = amg__kcpu_topk_mask,
+    .abs_histogram = amg__kcpu_abs_histogram,
+    .threshold_mask = amg__kcpu_threshold_mask,
+    .sign_elect = amg__kcpu_sign_elect,
+    .disjoint_merge = amg__kcpu_disjoint_merge,
+    .sum = amg__kcpu_sum,
+    .dot = amg__kcpu_dot,
+    .norm_l2 = amg__kcpu_norm_l2,
+    .norm_l1 = amg__kcpu_norm_l1,
+    .row_dot = amg__kcpu_row_dot,
+    .rng_uniform = amg__kcpu_rng_uniform,
+    .rng_bernoulli = amg__kcpu_rng_bernoulli,
+    .reserved = { NULL },
+};
+
+const amg_kernels *amg_kernels_cpu(void)
+{
+    return &cpu_table;
+}
+
+const char *amg__kcpu_dtype_name(amg_dl_dtype d, char *buf, size_t cap)
+{
+    amg_dtype t;
+
+    if (amg_dtype_from_dl(d, &t) == 0)
+        return amg_dtype_torch_name(t);
+    snprintf(buf, cap, "(code %u, %u bits, %u lanes)", d.code, d.bits,
+             d.lanes);
+    return buf;
+}
+
+/* Strides may be given as long as they spell compact row-major. */
+static int is_compact(const amg_tensor *t)
+{
+    int64_t expect = 1;
+    int32_t i;
+
+    if (!t->dl.strides)
+        return 1;
+    for (i = t->dl.ndim; i-- > 0;) {
+        if (t->dl.shape[i] != 1 && t->dl.strides[i] != expect)
+            return 0;
+        expect *= t->dl.shape[i];
+    }
+    return 1;
+}
+
+static int kind_ok(const amg_tensor *t, enum amg__kcpu_kind kind)
+{
+    amg_dtype dt;
+
+    switch (kind) {
+    case AMG__KCPU_F32:
+        return amg_tensor_is_f32(t);
+    case AMG__KCPU_MASK:
+        return amg_dl_eq(t->dl.dtype, amg_dl_make(AMG_DL_BOOL, 8));
+    case AMG__KCPU_ANY:
+        return amg_dtype_from_dl(t->dl.dtype, &dt) == 0;
+    }
+    return 0;
+}
+
+int amg__kcpu_arg(amg_ctx *ctx, const char *kernel, const char *what,
+                  const amg_tensor *t, enum amg__kcpu_kind kind)
+{
+    char buf[64];
+
+    if (!t)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s is NULL", kernel, what);
+    /* pinned host memory is ordinary memory to the CPU */
+    if (t->dl.device.type != AMG_DEVICE_CPU &&
+        t->dl.device.type != AMG_DEVICE_CUDA_HOST)
+        return amg_ctx_fail(ctx, AMG_EINVAL,
+                            "%s: %s is on device type %d, not in host memory",
+                            kernel, what, (int)t->dl.device.type);
+    if (t->dl.ndim < 0 || (t->dl.ndim > 0 && !t->dl.shape))
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has no valid shape",
+                            kernel, what);
+    if (!is_compact(t))
+        return amg_ctx_fail(ctx, AMG_EINVAL,
+                            "%s: %s is not contiguous (compact row-major "
+                            "required)", kernel, what);
+    if (!kind_ok(t, kind))
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has dtype %s, expected %s",
+                            kernel, what,
+                            amg__kcpu_dtype_name(t->dl.dtype, buf,
+                                                 sizeof(buf)),
+                            kind == AMG__KCPU_F32    ? "float32"
+                            : kind == AMG__KCPU_MASK ? "bool"
+                                                     : "a supported dtype");
+    if (!t->dl.data && amg_tensor_numel(t) > 0)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has no data", kernel,
+                            what);
+    return AMG_OK;
+}
+
+int amg__kcpu_arg_like(amg_ctx *ctx, const char *kernel, const char *what,
+                       const amg_tensor *t, enum amg__kcpu_kind kind,
+                       const char *ref_what, const amg_tensor *ref)
+{
+    uint64_t n, nref;
+    int rc = amg__kcpu_arg(ctx, kernel, what, t, kind);
+
+    if (rc)
+        return rc;
+    n = amg_tensor_numel(t);
+    nref = amg_tensor_numel(ref);
+    if (n != nref)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has %llu elements, "
+                            "%s has %llu", kernel, what, (unsigned long long)n,
+                            ref_what, (unsigned long long)nref);
+    return AMG_OK;
+}
+
+int amg__kcpu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
+                        const amg_tensor *const *x, uint32_t n,
+                        const float *w, int need_w, const char *ref_what,
+                        const amg_tensor *ref)
+{
+    char what[64];
+    uint32_t j;
+    int rc;
+
+    if (n > 0 && !x)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s is NULL with n = %u",
+                            kernel, name, n);
+    if (n > 0 && need_w && !w)
+        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: w is NULL with n = %u",
+                            kernel, n);
+    for (j = 0; j < n; j++) {
+        snprintf(what, sizeof(what), "%s[%u]", name, j);
+        rc = amg__kcpu_arg_like(ctx, kernel, what, x[j], AMG__KCPU_F32,
+                                ref_what, ref);
+        if (rc)
+            return rc;
+    }
+    return AMG_OK;
+}
