@@ -22,6 +22,7 @@ void amg_ctx_init(amg_ctx *ctx, const char *who, const char *tensor,
     ctx->who = who;
     ctx->tensor = tensor;
     ctx->abort_flag = abort_flag;
+    ctx->stop = NULL;
     ctx->temps = NULL;
     ctx->cuda_stream = NULL;
 }

@@ -10,6 +10,7 @@
 #define AMG_CTX_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include <amalgam/host.h>
 
@@ -22,6 +23,8 @@ struct amg_ctx {
     const char *who;                   /* strategy or module id, or NULL */
     const char *tensor;                /* tensor being merged, or NULL */
     const volatile sig_atomic_t *abort_flag; /* non-zero: stop; may be NULL */
+    const atomic_int *stop;            /* the executor's "another worker
+                                          failed" flag; may be NULL */
     struct amg_ctx_temp *temps;        /* temporaries, released with ctx */
     void *cuda_stream;                 /* NULL on the CPU */
 };

@@ -81,6 +81,7 @@ typedef struct worker {
     node_val *vals;                    /* per entry of order */
     unsigned char *bytes;              /* staging for reads and writes */
     size_t bytes_cap;
+    uint32_t pass;                     /* reduce pass in progress */
 } worker;
 
 /* Shape of the tensor being produced, as the workers slice it. */
@@ -384,9 +385,11 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
     c.row_begin = r0;
     c.row_end = r0 + rows;
     c.rows_total = ts->rows;
-    /* plugins poll the caller's flag; a failure elsewhere stops this
-     * worker at its next chunk */
+    c.pass = kind == CALL_REDUCE ? wk->pass : 0;
+    /* plugins poll the caller's flag and the run's stop flag, so a
+     * failure in another worker stops a long strategy call too */
     amg_ctx_init(&ctx, s->id, nd->name, run->o->abort_flag);
+    ctx.stop = &run->stop;
     if (in->serial)
         pthread_mutex_lock(&in->lock);
     if (kind == CALL_REDUCE)
@@ -491,19 +494,28 @@ static int two_pass(worker *wk, size_t ti, const tshape *ts, amg_err *err)
     const amg_plan_node *root =
         &wk->run->plan->nodes[wk->order[wk->n_order - 1]];
     uint64_t sb = root->strategy->s->stats_bytes, r0, rows;
+    uint32_t passes = root->strategy->s->reduce_passes, pass;
     void *stats = calloc(1, sb ? sb : 1);
     int rc = AMG_OK;
+
+    if (passes == 0)
+        passes = 1;
 
     if (!stats)
         return amg_err_set(err, AMG_ENOMEM, "cannot allocate %llu bytes of "
                            "statistics for '%s'", (unsigned long long)sb,
                            root->name);
-    /* reduce sees the chunks one at a time in row order, as promised */
-    for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
-        rows = ts->rows - r0 < ts->chunk_rows ? ts->rows - r0
-                                              : ts->chunk_rows;
-        rc = eval_chunk(wk, ts, r0, rows, CALL_REDUCE, stats, err);
+    /* reduce sees the chunks one at a time in row order, as promised,
+     * once per pass */
+    for (pass = 0; rc == AMG_OK && pass < passes; pass++) {
+        wk->pass = pass;
+        for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
+            rows = ts->rows - r0 < ts->chunk_rows ? ts->rows - r0
+                                                  : ts->chunk_rows;
+            rc = eval_chunk(wk, ts, r0, rows, CALL_REDUCE, stats, err);
+        }
     }
+    wk->pass = 0;
     for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
         rows = ts->rows - r0 < ts->chunk_rows ? ts->rows - r0
                                               : ts->chunk_rows;

@@ -243,7 +243,10 @@ static int32_t api_fail(amg_ctx *ctx, int32_t status, const char *fmt, ...)
 
 static int32_t api_should_abort(amg_ctx *ctx)
 {
-    return ctx && ctx->abort_flag && *ctx->abort_flag;
+    if (!ctx)
+        return 0;
+    return (ctx->abort_flag && *ctx->abort_flag) ||
+           (ctx->stop && atomic_load(ctx->stop));
 }
 
 static void *api_cuda_stream(amg_ctx *ctx)

@@ -16,8 +16,14 @@ static const struct command {
     int (*fn)(int, char **);
     const char *summary;
 } commands[] = {
+    { "merge", amg_cmd_merge,
+      "merge models as a YAML pipeline describes (mergekit configs work)" },
+    { "demo", amg_cmd_demo,
+      "generate a base and experts, merge them, report what survived" },
     { "inspect", amg_cmd_inspect,
       "show a model's architecture, parameter count, shards and tensors" },
+    { "plugins", amg_cmd_plugins,
+      "list strategy plugins, or show one strategy's parameters" },
     { "synth", amg_cmd_synth,
       "generate a small Llama-shaped model (base or expert) for tests" },
 };

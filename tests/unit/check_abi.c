@@ -130,7 +130,7 @@ START_TEST(plugin_layout)
     OFF(amg_param_spec, choices, 64);
     OFF(amg_param_spec, reserved, 72);
 
-    ck_assert_uint_eq(sizeof(amg_merge_call), 144);
+    ck_assert_uint_eq(sizeof(amg_merge_call), 152);
     OFF(amg_merge_call, struct_size, 0);
     OFF(amg_merge_call, n_inputs, 4);
     OFF(amg_merge_call, host, 8);
@@ -147,11 +147,13 @@ START_TEST(plugin_layout)
     OFF(amg_merge_call, row_begin, 88);
     OFF(amg_merge_call, row_end, 96);
     OFF(amg_merge_call, rows_total, 104);
-    OFF(amg_merge_call, reserved, 112);
+    OFF(amg_merge_call, pass, 112);
+    OFF(amg_merge_call, reserved0, 116);
+    OFF(amg_merge_call, reserved, 120);
 
     ck_assert_uint_eq(sizeof(amg_strategy), 176);
     OFF(amg_strategy, struct_size, 0);
-    OFF(amg_strategy, reserved0, 4);
+    OFF(amg_strategy, reduce_passes, 4);
     OFF(amg_strategy, id, 8);
     OFF(amg_strategy, summary, 16);
     OFF(amg_strategy, help, 24);

@@ -450,7 +450,7 @@ static int32_t nop_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 }
 
 static int32_t nop_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                         const void *stats)
+                         void *stats)
 {
     (void)inst;
     (void)ctx;

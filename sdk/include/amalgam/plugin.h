@@ -24,7 +24,9 @@
  *   - Threading: init, fini, create and destroy run on the main thread, one
  *     at a time. merge, reduce and apply run on worker threads, each call
  *     with its own ctx; several at once on one instance only when the
- *     strategy sets AMG_CAP_REENTRANT. Instances are immutable after create.
+ *     strategy sets AMG_CAP_REENTRANT (different tensors; the chunks of one
+ *     tensor's reduce and apply passes never overlap). Instances are
+ *     immutable after create.
  *
  * Structs are append-only: each begins with struct_size, and readers use a
  * member only when it lies within struct_size. Arrays of structs are walked
@@ -117,6 +119,9 @@ typedef struct amg_merge_call {
                                       tensor_name) */
     uint64_t row_begin, row_end;   /* rows of the whole tensor covered */
     uint64_t rows_total;           /* rows of the whole tensor */
+    uint32_t pass;                 /* reduce: pass number, 0 ..
+                                      reduce_passes - 1; 0 otherwise */
+    uint32_t reserved0;            /* 0 */
     void *reserved[4];             /* NULL */
 } amg_merge_call;
 
@@ -124,7 +129,9 @@ typedef struct amg_merge_call {
 
 typedef struct amg_strategy {
     uint32_t struct_size;          /* sizeof(amg_strategy) */
-    uint32_t reserved0;            /* 0 */
+    uint32_t reduce_passes;        /* TWO_PASS: how many reduce passes run
+                                      before apply (0 means 1); an exact
+                                      top-k needs two histogram passes */
     const char *id;                /* merge_method name: [a-z][a-z0-9_]* */
     const char *summary;           /* one line */
     const char *help;              /* formula, parameters, references; may
@@ -149,14 +156,16 @@ typedef struct amg_strategy {
     int32_t (*merge)(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 
     /* Two-pass form (AMG_CAP_TWO_PASS): for each tensor the host zeroes
-     * stats_bytes of stats, calls reduce on every row chunk in row order,
-     * one at a time, then apply on every chunk (possibly concurrently).
+     * stats_bytes of stats once, calls reduce on every row chunk in row
+     * order, one at a time, reduce_passes times (call->pass tells which),
+     * then apply on every chunk in row order, one at a time — so apply may
+     * carry state in stats (e.g. how many top-k ties it has taken).
      * Optional; when absent merge gets the whole tensor. */
     uint64_t stats_bytes;
     int32_t (*reduce)(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                       void *stats);
     int32_t (*apply)(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                     const void *stats);
+                     void *stats);
 
     void *reserved[8];             /* NULL */
 } amg_strategy;
