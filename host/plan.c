@@ -1063,13 +1063,15 @@ static int check_counts(bctx *c, size_t s, const route *r, const gather *g)
         (strat->max_inputs && g->n > strat->max_inputs)) {
         if (strat->max_inputs == strat->min_inputs)
             return at(c, st->method_pos, AMG_EINVAL, "merge_method '%s' "
-                      "takes %u input models; step '%s' gives %zu%s",
-                      strat->id, strat->min_inputs, st->name, g->n,
+                      "takes %u input model%s; step '%s' gives %zu%s",
+                      strat->id, strat->min_inputs,
+                      strat->min_inputs == 1 ? "" : "s", st->name, g->n,
                       r->base ? " (the base not counted)" : "");
         if (!strat->max_inputs)
             return at(c, st->method_pos, AMG_EINVAL, "merge_method '%s' "
-                      "takes at least %u input models; step '%s' gives %zu%s",
-                      strat->id, strat->min_inputs, st->name, g->n,
+                      "takes at least %u input model%s; step '%s' gives "
+                      "%zu%s", strat->id, strat->min_inputs,
+                      strat->min_inputs == 1 ? "" : "s", st->name, g->n,
                       r->base ? " (the base not counted)" : "");
         return at(c, st->method_pos, AMG_EINVAL, "merge_method '%s' takes "
                   "%u to %u input models; step '%s' gives %zu%s", strat->id,
