@@ -1251,6 +1251,11 @@ static int fill_params(bctx *c, size_t s, const route *r, const char *name,
         n->n_inputs = j + 1;           /* views to free from here on */
         if (rc != AMG_OK)
             return rc;
+        /* the base listed among the models needs no per-model values,
+         * as in mergekit: strategies that use it as an input read what
+         * they need and fail clearly when a value is absent */
+        if (missing && g->base != AMG_NO_NODE && g->nodes[j] == g->base)
+            missing = NULL;
         if (missing)
             return at(c, g->who[j]->pos, AMG_EINVAL, "model '%s' has no '%s' "
                       "for tensor '%s' (strategy '%s' requires it)",

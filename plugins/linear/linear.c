@@ -43,8 +43,13 @@ static int32_t linear_weights(amg_ctx *ctx, const amg_merge_call *call,
     for (i = 0; i < call->n_inputs; i++) {
         rc = host->param_f64(call->input_params[i], "weight", &v);
         if (rc != AMG_OK)
-            return host->fail(ctx, rc, "cannot read 'weight' of input model "
-                              "%u", (unsigned)i + 1);
+            return host->fail(ctx, rc, "input model %u has no 'weight'%s",
+                              (unsigned)i + 1,
+                              call->inputs[i] == call->base
+                                  ? " (it is the base model: linear averages "
+                                    "it like any listed model, so give it a "
+                                    "weight)"
+                                  : "");
         w[i] = (float)v;
         *sum += v;
     }
