@@ -110,7 +110,11 @@ typedef struct amg_merge_call {
     const char *tensor_name;       /* output tensor name */
     int32_t layer_index;           /* decoder layer of the tensor, or -1 */
     int32_t n_layers;              /* layers in the model (0 if unknown) */
-    const amg_tensor *base;        /* F32 base model rows, or NULL */
+    const amg_tensor *base;        /* F32 base model rows, or NULL. When
+                                      the pipeline also lists the base
+                                      among the models (strategies without
+                                      NEEDS_BASE), that entry of inputs is
+                                      this same handle */
     const amg_tensor *const *inputs; /* n_inputs F32 tensors, out's shape */
     const amg_params *const *input_params; /* n_inputs per-model views */
     const amg_params *params;      /* the strategy's global view */
