@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dare.c - DARE's random drop (mergekit's `random` sparsifier): each
+ * element of model i's task vector is kept with probability density_i,
+ * drawn from the counter-based RNG with stream i, so a mask depends only
+ * on (pipeline seed, tensor name, model index, element) and is the same
+ * on any -j, chunking or device.
+ *
+ * Rescale (when `rescale` is on): mergekit's L1 rule by default, one
+ * factor per tensor and model, sum|d| / sum|kept d| (skipped when either
+ * is below 1e-7); it needs the whole tensor, hence one reduce pass that
+ * draws the masks and sums both norms row by row. rescale_mode: inverse is
+ * the paper's per-element 1/density instead.
+ */
+#include <stdint.h>
+
+#include "gta.h"
+
+static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
+                         const gta_opts *o, uint32_t i, amg_tensor *mask)
+{
+    return call->k->rng_bernoulli(ctx, mask, o->density[i], call->seed, i);
+}
+
+static int32_t new_tmp(amg_ctx *ctx, const amg_merge_call *call,
+                       amg_tensor **mask, amg_tensor **t1, amg_tensor **t2)
+{
+    const amg_host_api *host = call->host;
+    int32_t rc;
+
+    rc = host->tensor_new_like(ctx, call->out, amg_dl_make(AMG_DL_BOOL, 8),
+                               mask);
+    if (rc == AMG_OK)
+        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, t1);
+    if (rc == AMG_OK)
+        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, t2);
+    return rc;
+}
+
+int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats)
+{
+    gta_stats *st = stats;
+    amg_tensor *mask = NULL, *kept = NULL, *t = NULL, *d = NULL;
+    gta_opts o;
+    uint32_t i;
+    int32_t rc;
+
+    rc = gta_read_opts(ctx, call, inst, &o);
+    if (rc != AMG_OK || !o.rescale || o.inverse)
+        return rc;
+    rc = new_tmp(ctx, call, &mask, &kept, &t);
+    for (i = 0; rc == AMG_OK && i < o.n; i++) {
+        gta_model *m = &st->model[i];
+
+        if (o.density[i] >= 1.0)
+            continue;
+        rc = gta_delta(ctx, call, i, &d);
+        if (rc == AMG_OK)
+            rc = draw_mask(ctx, call, &o, i, mask);
+        if (rc == AMG_OK)
+            rc = call->k->mask_apply(ctx, kept, d, mask);
+        if (rc == AMG_OK)
+            rc = gta_l1_rows(ctx, call, d, t, &m->l1_all);
+        if (rc == AMG_OK)
+            rc = gta_l1_rows(ctx, call, kept, t, &m->l1_kept);
+        call->host->tensor_release(ctx, d);
+        d = NULL;
+    }
+    return rc;
+}
+
+static int32_t rescale_model(amg_ctx *ctx, const amg_merge_call *call,
+                             const gta_opts *o, uint32_t i,
+                             const gta_model *m, amg_tensor *d)
+{
+    float f;
+
+    if (!o->rescale)
+        return AMG_OK;
+    if (o->inverse) {
+        /* density 0 keeps nothing: there is nothing to scale */
+        if (o->density[i] <= 0.0)
+            return AMG_OK;
+        f = (float)(1.0 / o->density[i]);
+    } else {
+        f = gta_l1_factor(m->l1_all, m->l1_kept);
+    }
+    return f == 1.0f ? AMG_OK : call->k->scale(ctx, d, f, d);
+}
+
+int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats)
+{
+    gta_stats *st = stats;
+    amg_tensor *d[GTA_MAX_INPUTS], *mask = NULL;
+    gta_opts o;
+    uint32_t i;
+    int32_t rc;
+
+    rc = gta_read_opts(ctx, call, inst, &o);
+    if (rc == AMG_OK)
+        rc = gta_deltas(ctx, call, d);
+    if (rc == AMG_OK)
+        rc = call->host->tensor_new_like(ctx, call->out,
+                                         amg_dl_make(AMG_DL_BOOL, 8), &mask);
+    for (i = 0; rc == AMG_OK && i < o.n; i++) {
+        if (o.density[i] >= 1.0)
+            continue;              /* mergekit returns the tensor as is */
+        rc = draw_mask(ctx, call, &o, i, mask);
+        if (rc == AMG_OK)
+            rc = call->k->mask_apply(ctx, d[i], d[i], mask);
+        if (rc == AMG_OK)
+            rc = rescale_model(ctx, call, &o, i, &st->model[i], d[i]);
+    }
+    if (rc == AMG_OK)
+        rc = gta_combine(ctx, call, &o, d);
+    return rc;
+}
+
+int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
+{
+    return gta_merge_two_pass(inst, ctx, call, 1, gta_dare_reduce,
+                              gta_dare_apply);
+}

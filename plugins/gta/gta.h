@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * gta.h - shared pieces of the generalized task arithmetic plugin: the
+ * strategies' options as read for one call, task vectors, the sign
+ * consensus and disjoint merge, exact magnitude selection across row
+ * chunks, and the per-tensor statistics of the two-pass strategies.
+ *
+ * Every strategy computes, per tensor, as mergekit's GTATask does:
+ *
+ *   d_i   = x_i - base                        (f32)
+ *   d_i   = sparsify(d_i)                     (method's sparsifier)
+ *   mixed = consensus ? disjoint merge of w_i d_i : sum_i w_i d_i
+ *   mixed = mixed / divisor                   (when normalize)
+ *   out   = base + lambda * mixed
+ */
+#ifndef AMG_PLUGIN_GTA_H
+#define AMG_PLUGIN_GTA_H
+
+#include <stdint.h>
+
+#include <amalgam/amalgam.h>
+
+/* Models one merge takes: the per-tensor statistics are a fixed-size block
+ * the host allocates for every tensor (two 64 Ki-bin histograms a model). */
+#define GTA_MAX_INPUTS 32u
+#define GTA_HIST_BINS 65536u
+
+/* Sparsifiers (mergekit's sparsify.py) */
+enum gta_sparsify {
+    GTA_SPARSE_NONE,
+    GTA_SPARSE_MAGNITUDE,              /* ties: keep the top-k |d| */
+    GTA_SPARSE_RANDOM,                 /* dare: Bernoulli(density) */
+    GTA_SPARSE_OUTLIERS                /* breadcrumbs: drop top and bottom */
+};
+
+/* What distinguishes the strategies; the instance create hands back. */
+typedef struct gta_method {
+    int32_t sparsify;                  /* enum gta_sparsify */
+    int32_t consensus;                 /* sign election + disjoint merge */
+} gta_method;
+
+/* Options of one call: globals and per-model values for this tensor. */
+typedef struct gta_opts {
+    const gta_method *m;
+    uint32_t n;                        /* input models */
+    int32_t normalize;
+    int32_t rescale;                   /* rescale requested */
+    int32_t inverse;                   /* dare rescale_mode: inverse */
+    int32_t rule;                      /* AMG_SIGN_BY_SUM / _COUNT */
+    float lambda;
+    uint64_t numel;                    /* elements of the whole tensor */
+    float w[GTA_MAX_INPUTS];
+    double density[GTA_MAX_INPUTS];
+    double gamma[GTA_MAX_INPUTS];
+} gta_opts;
+
+/* One exact selection: the k largest |d| of a whole tensor, ties to the
+ * lower index. Found by two histogram passes over the chunks. */
+typedef struct gta_sel {
+    uint64_t k;
+    uint64_t above;                    /* elements strictly above the bin */
+    uint64_t n_ties;                   /* elements equal to thr to take */
+    uint64_t taken;                    /* ties taken so far by apply */
+    double l1;                         /* sum of the selected |d| */
+    double l1_above;                   /* pass 1: |d| above the level-0 bin */
+    uint32_t b0;                       /* level-0 bin of the k-th largest */
+    uint32_t thr;                      /* bits of the k-th largest |d| */
+    int32_t resolved;                  /* thr and n_ties are final */
+    int32_t reserved0;
+} gta_sel;
+
+/* Per model: the selections (one for ties, two for breadcrumbs: the
+ * elements kept are those of sel[0] not in sel[1]) and L1 sums. */
+typedef struct gta_model {
+    uint64_t hist[2][GTA_HIST_BINS];
+    gta_sel sel[2];
+    double l1_all;                     /* sum |d| over the tensor */
+    double l1_kept;                    /* sum |d| of the kept elements */
+    int32_t trim;                      /* this model is sparsified */
+    uint32_t n_sel;                    /* selections in use */
+} gta_model;
+
+typedef struct gta_stats {
+    uint64_t numel;
+    gta_model model[GTA_MAX_INPUTS];
+} gta_stats;
+
+/* ---- gta.c ---- */
+
+/* The instance of a strategy is its (static) method descriptor. */
+void *gta_instance(const gta_method *m);
+/* Read the options of a call (fails on unreadable parameters). */
+int32_t gta_read_opts(amg_ctx *ctx, const amg_merge_call *call,
+                      const gta_method *m, gta_opts *o);
+/* *d = inputs[i] - base, a temporary of the call. */
+int32_t gta_delta(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
+                  amg_tensor **d);
+/* d[i] = inputs[i] - base for every input. */
+int32_t gta_deltas(amg_ctx *ctx, const amg_merge_call *call, amg_tensor **d);
+/* out = base + lambda * (consensus or plain) mix of the weighted d. */
+int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
+                    const gta_opts *o, amg_tensor *const *d);
+/* *acc += sum |x| row by row in row order, so the total does not depend
+ * on how the rows were chunked. tmp: F32 scratch like x. */
+int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
+                    const amg_tensor *x, amg_tensor *tmp, double *acc);
+/* The f32 factor restoring the L1 norm, or 1 when mergekit skips it. */
+float gta_l1_factor(double all, double kept);
+/* A whole-tensor merge done as the reduce passes then apply. */
+int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
+                           const amg_merge_call *call, uint32_t passes,
+                           int32_t (*reduce)(void *, amg_ctx *,
+                                             const amg_merge_call *, void *),
+                           int32_t (*apply)(void *, amg_ctx *,
+                                            const amg_merge_call *, void *));
+int32_t gta_task_arithmetic_merge(void *inst, amg_ctx *ctx,
+                                  const amg_merge_call *call);
+
+/* ---- topk.c: ties (magnitude) and breadcrumbs (outliers) ---- */
+
+int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats);
+int32_t gta_topk_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats);
+int32_t gta_topk_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
+
+/* ---- breadcrumbs.c ---- */
+
+/* The selections of model i for the outliers rule: sel[0] the top
+ * target + n_top, sel[1] the top n_top (both counts of the whole tensor). */
+int32_t gta_outliers_counts(amg_ctx *ctx, const amg_merge_call *call,
+                            const gta_opts *o, uint32_t i, uint64_t *k_keep,
+                            uint64_t *k_drop);
+
+/* ---- dare.c ---- */
+
+int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats);
+int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats);
+int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
+
+#endif /* AMG_PLUGIN_GTA_H */
