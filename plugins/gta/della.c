@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * della.c - DELLA's MagPrune (mergekit's della_magprune sparsifier; Deep
+ * et al., arXiv 2406.11617): element c of a row of model i's task vector
+ * is kept with a probability that grows with its magnitude rank in the row,
+ *
+ *   p = (density_i - epsilon_i) + rank_norm * 2 * epsilon_i
+ *
+ * rank_norm in [0, 1] from the row_abs_rank kernel, the arithmetic in f32
+ * in mergekit's order (its scalars rounded to f32 as torch rounds them), so
+ * p is the same number mergekit forms. An element is kept when the uniform
+ * of (tensor seed, stream i, element) is below p: DARE's draws, with a p
+ * per element, so masks do not depend on -j, chunking or device.
+ *
+ * Rescale: mergekit's L1 factor per tensor and model by default (one
+ * reduce pass sums both norms), or the paper's 1/p per kept element with
+ * rescale_mode: inverse.
+ *
+ * A 1-D tensor is one row, so its ranks need the whole tensor. When the
+ * host splits one into chunks, the first reduce pass gathers its magnitude
+ * keys in the statistics block and each chunk's ranks are looked up there;
+ * the L1 sums then wait for the second pass. Other tensors come in whole
+ * rows and rank with the kernel alone.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gta.h"
+
+typedef struct della_opts {
+    gta_opts g;
+    double eps[GTA_MAX_INPUTS];
+} della_opts;
+
+/* Temporaries of one call, reused model after model. */
+typedef struct della_tmp {
+    amg_tensor *p;                     /* F32: rank_norm, then p */
+    amg_tensor *t;                     /* F32 scratch */
+    amg_tensor *mask;                  /* bool */
+} della_tmp;
+
+static int sparsified(const della_opts *o, uint32_t i)
+{
+    /* mergekit returns the tensor at density 1 and zeros at density 0 */
+    return o->g.density[i] > 0.0 && o->g.density[i] < 1.0;
+}
+
+static int32_t read_epsilon(amg_ctx *ctx, const amg_merge_call *call,
+                            della_opts *o, uint32_t i)
+{
+    const amg_host_api *host = call->host;
+    double eps;
+    int32_t rc;
+
+    rc = host->param_f64(call->input_params[i], "epsilon", &eps);
+    if (rc != AMG_OK)
+        return host->fail(ctx, rc, "cannot read 'epsilon' of input model %u",
+                          (unsigned)i + 1);
+    o->eps[i] = eps;
+    /* mergekit checks the window only where it sparsifies */
+    if (sparsified(o, i) &&
+        (o->g.density[i] - eps <= 0.0 || o->g.density[i] + eps >= 1.0))
+        return host->fail(ctx, AMG_ERANGE, "density %g ± epsilon %g of "
+                          "input model %u leaves (0, 1)", o->g.density[i],
+                          eps, (unsigned)i + 1);
+    return AMG_OK;
+}
+
+static int32_t read_opts(amg_ctx *ctx, const amg_merge_call *call,
+                         void *inst, della_opts *o)
+{
+    const amg_host_api *host = call->host;
+    const char *s;
+    uint32_t i;
+    int32_t rc;
+
+    rc = gta_read_opts(ctx, call, inst, &o->g);
+    if (rc != AMG_OK)
+        return rc;
+    if (call->k->row_abs_rank == NULL)
+        return host->fail(ctx, AMG_EUNSUPPORTED, "the host's kernel table "
+                          "has no row_abs_rank (the host is older than "
+                          "this plugin)");
+    rc = host->param_str(call->params, "rescale_mode", &s);
+    if (rc != AMG_OK)
+        return host->fail(ctx, rc, "cannot read 'rescale_mode'");
+    o->g.inverse = strcmp(s, "inverse") == 0;
+    for (i = 0; rc == AMG_OK && i < o->g.n; i++)
+        rc = read_epsilon(ctx, call, o, i);
+    return rc;
+}
+
+static int32_t new_tmp(amg_ctx *ctx, const amg_merge_call *call,
+                       della_tmp *tm)
+{
+    const amg_host_api *host = call->host;
+    int32_t rc;
+
+    rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, &tm->p);
+    if (rc == AMG_OK)
+        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype,
+                                   &tm->t);
+    if (rc == AMG_OK)
+        rc = host->tensor_new_like(ctx, call->out,
+                                   amg_dl_make(AMG_DL_BOOL, 8), &tm->mask);
+    return rc;
+}
+
+/* ---- 1-D tensors split into chunks: ranks over the whole tensor ---- */
+
+static int split_1d(const amg_merge_call *call)
+{
+    return call->out->dl.ndim <= 1 &&
+           (call->row_begin != 0 || call->row_end != call->rows_total);
+}
+
+static uint64_t *model_keys(gta_della_stats *st, const amg_merge_call *call,
+                            uint32_t i)
+{
+    return st->keys + (size_t)i * (size_t)call->out->full_numel;
+}
+
+static uint32_t abs_bits(float f)
+{
+    uint32_t u;
+
+    memcpy(&u, &f, sizeof(u));
+    return u & 0x7FFFFFFFu;
+}
+
+/* *h = x in host memory (a temporary of the call). */
+static int32_t to_host(amg_ctx *ctx, const amg_merge_call *call,
+                       const amg_tensor *x, amg_tensor **h)
+{
+    amg_device cpu = { AMG_DEVICE_CPU, 0 };
+    int64_t n = (int64_t)amg_tensor_numel(x);
+    int32_t rc;
+
+    rc = call->host->tensor_new(ctx, call->out->dl.dtype, 1, &n, cpu, h);
+    if (rc == AMG_OK)
+        rc = call->host->tensor_copy(ctx, *h, x);
+    return rc;
+}
+
+static int32_t check_room(amg_ctx *ctx, const amg_merge_call *call,
+                          uint32_t n)
+{
+    uint64_t numel = call->out->full_numel;
+
+    if ((uint64_t)n * numel <= GTA_DELLA_KEYS)
+        return AMG_OK;
+    return call->host->fail(ctx, AMG_EUNSUPPORTED, "this 1-D tensor of %llu "
+                            "elements is split into chunks, and ranking it "
+                            "whole for %u models needs more than %u keys: "
+                            "use --chunk-size %lluKiB or more",
+                            (unsigned long long)numel, (unsigned)n,
+                            GTA_DELLA_KEYS,
+                            (unsigned long long)((numel * 4 + 1023) / 1024));
+}
+
+/* Key of element j: its magnitude bits, then its index, so sorted keys
+ * give the ranks with ties to the lower index (as row_abs_rank does). */
+static int32_t gather_keys(amg_ctx *ctx, const amg_merge_call *call,
+                           gta_della_stats *st, uint32_t i,
+                           const amg_tensor *d)
+{
+    uint64_t *keys = model_keys(st, call, i), off = call->out->elem_offset;
+    amg_tensor *h = NULL;
+    const float *v;
+    uint64_t j, n;
+    int32_t rc;
+
+    rc = to_host(ctx, call, d, &h);
+    if (rc != AMG_OK)
+        return rc;
+    v = amg_tensor_data(h);
+    n = amg_tensor_numel(h);
+    for (j = 0; j < n; j++)
+        keys[off + j] = (uint64_t)abs_bits(v[j]) << 32 | (off + j);
+    call->host->tensor_release(ctx, h);
+    return AMG_OK;
+}
+
+static int32_t gather_all(amg_ctx *ctx, const amg_merge_call *call,
+                          const della_opts *o, gta_della_stats *st)
+{
+    amg_tensor *d = NULL;
+    uint32_t i;
+    int32_t rc;
+
+    rc = check_room(ctx, call, o->g.n);
+    for (i = 0; rc == AMG_OK && i < o->g.n; i++) {
+        if (!sparsified(o, i))
+            continue;
+        rc = gta_delta(ctx, call, i, &d);
+        if (rc == AMG_OK)
+            rc = gather_keys(ctx, call, st, i, d);
+        call->host->tensor_release(ctx, d);
+        d = NULL;
+    }
+    return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Once per tensor, before the first lookup (chunks come one at a time). */
+static void sort_keys(gta_della_stats *st, const della_opts *o,
+                      const amg_merge_call *call)
+{
+    uint32_t i;
+
+    if (st->sorted)
+        return;
+    for (i = 0; i < o->g.n; i++)
+        if (sparsified(o, i))
+            qsort(model_keys(st, call, i), (size_t)call->out->full_numel,
+                  sizeof(uint64_t), cmp_u64);
+    st->sorted = 1;
+}
+
+/* Index of the first key >= want (want is always present). */
+static uint64_t lower_bound(const uint64_t *keys, uint64_t n, uint64_t want)
+{
+    uint64_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+
+        if (keys[mid] < want)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* rank_norm of the chunk's elements within the whole tensor, by the
+ * formula of row_abs_rank. */
+static int32_t split_ranks(amg_ctx *ctx, const amg_merge_call *call,
+                           gta_della_stats *st, uint32_t i,
+                           const amg_tensor *d, amg_tensor *out)
+{
+    const uint64_t *keys = model_keys(st, call, i);
+    uint64_t j, n, pos, off = call->out->elem_offset;
+    uint64_t numel = call->out->full_numel;
+    amg_tensor *h = NULL;
+    float *v;
+    int32_t rc;
+
+    rc = to_host(ctx, call, d, &h);
+    if (rc != AMG_OK)
+        return rc;
+    v = amg_tensor_data(h);
+    n = amg_tensor_numel(h);
+    for (j = 0; j < n; j++) {
+        pos = lower_bound(keys, numel,
+                          (uint64_t)abs_bits(v[j]) << 32 | (off + j));
+        v[j] = numel > 1 ? (float)((double)pos / (double)(numel - 1)) : 0.0f;
+    }
+    rc = call->host->tensor_copy(ctx, out, h);
+    call->host->tensor_release(ctx, h);
+    return rc;
+}
+
+/* ---- the sparsifier ---- */
+
+/* tm->p = (density - eps) + rank_norm * 2 * eps. torch multiplies an f32
+ * tensor by a Python float as f32, so 2 * (float)eps (exact) times
+ * rank_norm rounds as (rank_norm * 2) * eps does; density - eps is a
+ * double rounded once to f32 before the add. */
+static int32_t keep_prob(amg_ctx *ctx, const amg_merge_call *call,
+                         const della_opts *o, gta_della_stats *st,
+                         uint32_t i, const amg_tensor *d, della_tmp *tm)
+{
+    const amg_kernels *k = call->k;
+    double dens = o->g.density[i], eps = o->eps[i];
+    int32_t rc;
+
+    if (split_1d(call))
+        rc = split_ranks(ctx, call, st, i, d, tm->p);
+    else
+        rc = k->row_abs_rank(ctx, tm->p, d);
+    if (rc == AMG_OK)
+        rc = k->scale(ctx, tm->p, 2.0f * (float)eps, tm->p);
+    if (rc == AMG_OK)
+        rc = k->fill(ctx, tm->t, (float)(dens - eps));
+    if (rc == AMG_OK)
+        rc = k->axpby(ctx, tm->p, 1.0f, tm->p, 1.0f, tm->t);
+    return rc;
+}
+
+/* mask = u < p for the uniforms u of stream i. The f32 difference p - u
+ * of two distinct values is never 0, so its sign s is +1 exactly where
+ * u < p, and s + |s| is nonzero only there. Overwrites tm->p. */
+static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
+                         uint32_t i, della_tmp *tm)
+{
+    const amg_kernels *k = call->k;
+    int32_t rc;
+
+    rc = k->rng_uniform(ctx, tm->t, call->seed, i);
+    if (rc == AMG_OK)
+        rc = k->axpby(ctx, tm->t, 1.0f, tm->p, -1.0f, tm->t);
+    if (rc == AMG_OK)
+        rc = k->sign(ctx, tm->t, tm->t);
+    if (rc == AMG_OK)
+        rc = k->abs(ctx, tm->p, tm->t);
+    if (rc == AMG_OK)
+        rc = k->axpby(ctx, tm->t, 1.0f, tm->t, 1.0f, tm->p);
+    if (rc == AMG_OK)
+        rc = k->convert(ctx, tm->mask, tm->t);
+    return rc;
+}
+
+int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                         void *stats)
+{
+    gta_della_stats *st = stats;
+    amg_tensor *d = NULL;
+    della_opts o;
+    della_tmp tm;
+    uint32_t i;
+    int split = split_1d(call);
+    int32_t rc;
+
+    rc = read_opts(ctx, call, inst, &o);
+    if (rc == AMG_OK && split && call->pass == 0)
+        return gather_all(ctx, call, &o, st);
+    /* the L1 sums: pass 0, or pass 1 once a split tensor's keys are in */
+    if (rc != AMG_OK || !o.g.rescale || o.g.inverse ||
+        call->pass != (split ? 1u : 0u))
+        return rc;
+    if (split)
+        sort_keys(st, &o, call);
+    rc = new_tmp(ctx, call, &tm);
+    for (i = 0; rc == AMG_OK && i < o.g.n; i++) {
+        if (!sparsified(&o, i))
+            continue;
+        rc = gta_delta(ctx, call, i, &d);
+        if (rc == AMG_OK)
+            rc = keep_prob(ctx, call, &o, st, i, d, &tm);
+        if (rc == AMG_OK)
+            rc = draw_mask(ctx, call, i, &tm);
+        if (rc == AMG_OK)
+            rc = call->k->mask_apply(ctx, tm.t, d, tm.mask);
+        if (rc == AMG_OK)
+            rc = gta_l1_rows(ctx, call, d, tm.p, &st->l1_all[i]);
+        if (rc == AMG_OK)
+            rc = gta_l1_rows(ctx, call, tm.t, tm.p, &st->l1_kept[i]);
+        call->host->tensor_release(ctx, d);
+        d = NULL;
+    }
+    return rc;
+}
+
+static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
+                              const della_opts *o, gta_della_stats *st,
+                              uint32_t i, amg_tensor *d, della_tmp *tm)
+{
+    const amg_kernels *k = call->k;
+    float f;
+    int32_t rc;
+
+    if (o->g.density[i] >= 1.0)
+        return AMG_OK;
+    if (o->g.density[i] <= 0.0)
+        return k->fill(ctx, d, 0.0f);
+    rc = keep_prob(ctx, call, o, st, i, d, tm);
+    /* before the mask, which zeroes whatever a dropped element became */
+    if (rc == AMG_OK && o->g.rescale && o->g.inverse)
+        rc = k->div(ctx, d, d, tm->p);
+    if (rc == AMG_OK)
+        rc = draw_mask(ctx, call, i, tm);
+    if (rc == AMG_OK)
+        rc = k->mask_apply(ctx, d, d, tm->mask);
+    if (rc != AMG_OK || !o->g.rescale || o->g.inverse)
+        return rc;
+    f = gta_l1_factor(st->l1_all[i], st->l1_kept[i]);
+    return f == 1.0f ? AMG_OK : k->scale(ctx, d, f, d);
+}
+
+int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats)
+{
+    gta_della_stats *st = stats;
+    amg_tensor *d[GTA_MAX_INPUTS];
+    della_opts o;
+    della_tmp tm;
+    uint32_t i;
+    int32_t rc;
+
+    rc = read_opts(ctx, call, inst, &o);
+    if (rc == AMG_OK)
+        rc = gta_deltas(ctx, call, d);
+    if (rc == AMG_OK)
+        rc = new_tmp(ctx, call, &tm);
+    if (rc == AMG_OK && split_1d(call))
+        sort_keys(st, &o, call);
+    for (i = 0; rc == AMG_OK && i < o.g.n; i++)
+        rc = sparsify_model(ctx, call, &o, st, i, d[i], &tm);
+    if (rc == AMG_OK)
+        rc = gta_combine(ctx, call, &o.g, d);
+    return rc;
+}
+
+int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
+{
+    const amg_host_api *host = call->host;
+    /* a whole tensor is never split: the key room is not needed */
+    size_t bytes = offsetof(gta_della_stats, keys);
+    amg_merge_call c = *call;
+    gta_della_stats *st;
+    int32_t rc = AMG_OK;
+
+    st = host->mem_alloc(ctx, bytes, 0);
+    if (st == NULL)
+        return host->fail(ctx, AMG_ENOMEM, "out of memory for %zu bytes of "
+                          "statistics", bytes);
+    memset(st, 0, bytes);
+    c.row_begin = 0;
+    c.row_end = call->rows_total;
+    for (c.pass = 0; rc == AMG_OK && c.pass < 2; c.pass++)
+        rc = gta_della_reduce(inst, ctx, &c, st);
+    c.pass = 0;
+    if (rc == AMG_OK)
+        rc = gta_della_apply(inst, ctx, &c, st);
+    host->mem_free(ctx, st);
+    return rc;
+}
