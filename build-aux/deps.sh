@@ -5,7 +5,7 @@
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libyaml-dev
 libjansson-dev libcurl4-openssl-dev libssl-dev check python3 python3-numpy"
-[ "${AMALGAM_DEPS_FUZZ:-}" = 1 ] && pkgs="$pkgs clang libclang-rt-14-dev"
+[ "${AMALGAM_DEPS_FUZZ:-}" = 1 ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind"
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

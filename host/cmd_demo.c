@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "crash_guard.h"
 #include "dtype.h"
 #include "executor.h"
 #include "model.h"
@@ -48,29 +49,40 @@
  * mergekit. Paths are relative to the demo folder. The strategies issue
  * upgrades it to TIES over the experts, then SLERP. */
 static const char demo_pipeline_yaml[] =
-    "# amalgam demo: the bundled pipeline (a plain mergekit config).\n"
-    "# Model paths are relative to this file's folder; rerun it with\n"
+    "# amalgam demo: the bundled pipeline, two chained steps fused per\n"
+    "# tensor in memory. Model paths are relative to this file's folder;\n"
+    "# rerun it with\n"
     "#   amalgam merge pipeline.yaml OUT\n"
-    "merge_method: linear\n"
-    "base_model: ./base\n"
-    "models:\n"
-    "  - model: ./expert-1\n"
+    "steps:\n"
+    "  # TIES over the experts: keep the half of each task vector with the\n"
+    "  # largest magnitudes, elect a sign per weight, average what agrees\n"
+    "  - name: experts\n"
+    "    merge_method: ties\n"
+    "    base_model: ./base\n"
+    "    models:\n"
+    "      - model: ./expert-1\n"
+    "      - model: ./expert-2\n"
+    "      - model: ./expert-3\n"
     "    parameters:\n"
-    "      weight: 0.3333333333333333\n"
-    "  - model: ./expert-2\n"
+    "      weight: 1.0\n"
+    "      density: 0.5\n"
+    "  # SLERP from the base towards the TIES result, further in the deeper\n"
+    "  # layers (t interpolated over the layers, 0 for the embeddings)\n"
+    "  - name: smooth\n"
+    "    merge_method: slerp\n"
+    "    base_model: ./base\n"
+    "    models:\n"
+    "      - model: experts\n"
     "    parameters:\n"
-    "      weight: 0.3333333333333333\n"
-    "  - model: ./expert-3\n"
-    "    parameters:\n"
-    "      weight: 0.3333333333333333\n"
-    "dtype: bfloat16\n";
+    "      t: [0.6, 0.9]\n"
+    "    dtype: bfloat16\n";
 
 #define DEMO_EXPERTS 3
 #define DEMO_MERGED "merged"
 #define DEMO_PIPELINE "pipeline.yaml"
 #define DEMO_MAX_JOBS 1024
 /* f32 bytes per input chunk: `amalgam merge`'s default. */
-#define DEMO_CHUNK_BYTES (64ULL << 20)
+#define DEMO_CHUNK_BYTES (4ULL << 20)
 /* Elements per read-back chunk when measuring survival. */
 #define MEASURE_CHUNK 65536
 
@@ -351,7 +363,9 @@ static int run_pipeline(const char *dir, const demo_args *a,
     if (!a->quiet)
         fprintf(stderr, "merging with the bundled pipeline (%d worker%s)\n",
                 eo.jobs, eo.jobs == 1 ? "" : "s");
+    amg_crash_guard_install(out);
     rc = amg_execute(&plan, out, &eo, st, err);
+    amg_crash_guard_remove();
 out:
     if (have_plan)
         amg_plan_free(&plan);
@@ -539,7 +553,8 @@ static void print_report(const char *dir, const amg_exec_stats *st,
            "tensors) in %.2f s\n", DEMO_EXPERTS, dir, DEMO_MERGED,
            (double)n_params / 1e6, (unsigned long long)st->tensors,
            st->seconds);
-    printf("pipeline: %s/%s (linear, weight 1/3 each)\n", dir, DEMO_PIPELINE);
+    printf("pipeline: %s/%s (ties over the experts, then slerp with the "
+           "base)\n", dir, DEMO_PIPELINE);
     printf("what survives of each expert's task vector (merged - base "
            "against expert - base, all float tensors):\n");
     for (k = 0; k < DEMO_EXPERTS; k++) {

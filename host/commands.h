@@ -17,6 +17,8 @@ int amg_cmd_synth(int argc, char **argv);
 int amg_cmd_plugins(int argc, char **argv);
 int amg_cmd_merge(int argc, char **argv);
 int amg_cmd_demo(int argc, char **argv);
+int amg_cmd_fetch(int argc, char **argv);
+int amg_cmd_cache(int argc, char **argv);
 
 /* Print "amalgam: <msg>" to stderr, git-style ("error: ..." prefix). */
 void amg_die_msg(const char *msg);

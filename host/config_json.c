@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "json_mem.h"
 #include "util.h"
 
 /* Larger than any real config.json by orders of magnitude. */
@@ -299,7 +300,11 @@ int amg_config_parse(amg_config *c, const char *label, const char *text,
     int rc;
 
     config_reset(c);
+    amg_json_oom_clear();
     root = json_loadb(text, len, 0, &je);
+    if (!root && amg_json_oom())
+        return amg_err_set(err, AMG_ENOMEM, "'%s': out of memory parsing it",
+                           label);
     if (!root)
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': invalid JSON at line %d, column %d: %s",

@@ -146,6 +146,12 @@ static void st_le(unsigned char *p, uint64_t v, size_t size)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define AMG_LE_HOST 1
 
+/* GCC 12 at plain -O2 leaves these loops scalar; they run on every byte
+ * a merge reads and writes */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize")
+#endif
+
 static void bf16_to_f32(const unsigned char *p, float *out, size_t n)
 {
     size_t i;

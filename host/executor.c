@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "crash_guard.h"
 #include "ctx.h"
 #include "executor.h"
 #include "kernels_cpu.h"
@@ -235,7 +236,7 @@ static const float *mapped_f32(const amg_plan *plan, const amg_plan_node *nd)
 {
     const void *p;
 
-    if (nd->kind != AMG_NODE_LOAD || nd->cropped ||
+    if (nd->kind != AMG_NODE_LOAD || nd->cropped || nd->lora_mod ||
         nd->src->t->dtype != AMG_DT_F32)
         return NULL;
     p = amg_st_data(amg_model_shard(&plan->models[nd->model], nd->src),
@@ -392,12 +393,14 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
     ctx.stop = &run->stop;
     if (in->serial)
         pthread_mutex_lock(&in->lock);
+    amg_crash_guard_strategy(s->id);   /* a crash now names the plugin */
     if (kind == CALL_REDUCE)
         rc = s->reduce(in->inst, &ctx, &c, stats);
     else if (kind == CALL_APPLY)
         rc = s->apply(in->inst, &ctx, &c, stats);
     else
         rc = s->merge(in->inst, &ctx, &c);
+    amg_crash_guard_strategy(NULL);
     if (in->serial)
         pthread_mutex_unlock(&in->lock);
     amg_ctx_release(&ctx);
@@ -429,6 +432,12 @@ static int eval_chunk(worker *wk, const tshape *ts, uint64_t r0,
             else
                 atomic_fetch_add(&wk->run->bytes_in, (uint_fast64_t)(
                     rows * ts->row_numel * sizeof(float)));
+            /* the adapter's update joins the value before any strategy
+             * sees it */
+            if (rc == AMG_OK && nd->lora_mod)
+                rc = amg_lora_fold_rows(&plan->loras[nd->lora], nd->lora_mod,
+                                        r0, rows, ts->row_numel,
+                                        wk->vals[k].buf, err);
         } else {
             rc = call_strategy(wk, k, ts, r0, rows,
                                k + 1 == wk->n_order ? kind : CALL_MERGE,
@@ -546,7 +555,7 @@ static int run_tensor(worker *wk, size_t ti, amg_err *err)
     if (rc)
         return rc;
     root = &plan->nodes[out->node];
-    if (root->kind == AMG_NODE_LOAD && !root->cropped &&
+    if (root->kind == AMG_NODE_LOAD && !root->cropped && !root->lora_mod &&
         root->src->t->dtype == out->dtype)
         return copy_tensor(wk, ti, root, err);
     for (k = 0; k < wk->n_order; k++)

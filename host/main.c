@@ -24,6 +24,10 @@ static const struct command {
       "show a model's architecture, parameter count, shards and tensors" },
     { "plugins", amg_cmd_plugins,
       "list strategy plugins, or show one strategy's parameters" },
+    { "fetch", amg_cmd_fetch,
+      "download a model from the Hugging Face Hub into the shared cache" },
+    { "cache", amg_cmd_cache,
+      "list the models in the Hugging Face cache, or remove one" },
     { "synth", amg_cmd_synth,
       "generate a small Llama-shaped model (base or expert) for tests" },
 };

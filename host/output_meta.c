@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "config_json.h"
 #include "output_meta.h"
 #include "util.h"
@@ -114,11 +116,59 @@ static int out_float_dtype(const amg_plan *plan, amg_dtype *dt)
     return 0;
 }
 
+/*
+ * Per-layer config lists must follow a change of depth: transformers 5
+ * refuses a config whose layer_types is not num_hidden_layers long (Qwen2,
+ * Gemma 2/3, Mistral 3 ... all carry one). Output layer j takes the entry
+ * of the template's layer its slice reads. Sets *json_out to the new array
+ * as JSON text, or leaves it NULL when the config has no usable list.
+ */
+static int layer_types_json(const amg_plan *plan, const amg_config *c,
+                            char **json_out, amg_err *err)
+{
+    const amg_step *s = output_step(plan);
+    json_t *root, *types, *out = NULL;
+    size_t i, n;
+    int j, rc = AMG_OK;
+
+    *json_out = NULL;
+    root = json_loads(c->text, 0, NULL);
+    types = root ? json_object_get(root, "layer_types") : NULL;
+    if (!json_is_array(types) || !s->uses_slices)
+        goto out;
+    n = json_array_size(types);
+    out = json_array();
+    if (!out) {
+        rc = amg_err_set(err, AMG_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < s->n_slices; i++) {
+        const amg_source *src = &s->slices[i].sources[0];
+        int a = src->has_range ? src->range[0] : 0;
+        int b = src->has_range ? src->range[1] : (int)n;
+
+        for (j = a; j < b; j++) {
+            if (j < 0 || (size_t)j >= n)
+                goto out;              /* list shorter than the model */
+            json_array_append(out, json_array_get(types, (size_t)j));
+        }
+    }
+    if (json_array_size(out) == (size_t)plan->out_layers) {
+        *json_out = json_dumps(out, JSON_COMPACT);
+        if (!*json_out)
+            rc = amg_err_set(err, AMG_ENOMEM, "out of memory");
+    }
+out:
+    json_decref(out);
+    json_decref(root);
+    return rc;
+}
+
 static int write_config(amg_model_writer *w, const amg_plan *plan,
                         amg_err *err)
 {
     const amg_config *c = &plan->models[plan->config_model].config;
-    char *text = NULL, *next = NULL, val[64];
+    char *text = NULL, *next = NULL, *types = NULL, val[64];
     amg_dtype dt;
     int rc = AMG_OK;
 
@@ -147,11 +197,21 @@ static int write_config(amg_model_writer *w, const amg_plan *plan,
             goto out;
         free(text);
         text = next;
+        rc = layer_types_json(plan, c, &types, err);
+        if (rc == AMG_OK && types)
+            rc = amg_config_set_key(text, "layer_types", types, &next, err);
+        if (rc)
+            goto out;
+        if (types) {
+            free(text);
+            text = next;
+        }
     }
     rc = amg_model_writer_add_file(w, "config.json", text, strlen(text), err);
 out:
     if (rc)
         amg_err_prefix(err, "writing config.json of '%s': ", w->out_dir);
+    free(types);
     free(text);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "util.h"
 
 #define PV_TYPES "must be a number, a list of numbers or a list of " \
@@ -233,6 +234,7 @@ static void source_free(amg_source *s)
     if (!s)
         return;
     free(s->model);
+    free(s->lora);
     pset_free(&s->params);
 }
 
@@ -523,12 +525,100 @@ static int ref_step(pctx *c, const amg_ynode *n, amg_source *s, int *found)
     return AMG_OK;
 }
 
+/* text as a Hub id or a local path resolved against dir. */
+static int path_or_hub(pctx *c, const amg_ynode *n, const char *t,
+                       const char *dir, amg_ref_kind *kind, char **out)
+{
+    char *resolved;
+
+    if (strncmp(t, "hf://", 5) == 0) {
+        if (!is_hub_id(t + 5))
+            return perr(c, AMG_EFORMAT, n, "'%s' is not a Hub model id "
+                        "(expected hf://org/name or hf://org/name@revision)",
+                        t);
+        *kind = AMG_REF_HUB;
+        *out = amg_strdup(t + 5);
+        return *out ? AMG_OK : oom(c);
+    }
+    resolved = t[0] == '/' || !dir[0] ? amg_strdup(t) : amg_path_join(dir, t);
+    if (!resolved)
+        return oom(c);
+    if (is_hub_id(t) && !exists(resolved)) {
+        free(resolved);
+        *kind = AMG_REF_HUB;
+        *out = amg_strdup(t);
+        return *out ? AMG_OK : oom(c);
+    }
+    *kind = AMG_REF_PATH;
+    *out = resolved;
+    return AMG_OK;
+}
+
+static int is_step_name(const pctx *c, const char *t, size_t len)
+{
+    size_t i;
+
+    for (i = 0; c->multi && i < c->n_names; i++)
+        if (strlen(c->names[i]->str) == len &&
+            strncmp(c->names[i]->str, t, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* mergekit's model+lora, unless a file or folder has the whole name. */
+static int split_lora(pctx *c, const amg_ynode *n, const char *plus,
+                      amg_source *s)
+{
+    const char *t = n->str;
+    size_t len = (size_t)(plus - t);
+    char *base;
+    int rc;
+
+    if (is_step_name(c, t, len))
+        return perr(c, AMG_EINVAL, n, "'%s': a LoRA adapter folds into a "
+                    "model, not into step '%.*s'", t, (int)len, t);
+    if (!(base = malloc(len + 1)))
+        return oom(c);
+    memcpy(base, t, len);
+    base[len] = '\0';
+    rc = path_or_hub(c, n, base, c->dir, &s->ref, &s->model);
+    free(base);
+    if (rc == AMG_OK)
+        rc = path_or_hub(c, n, plus + 1, c->dir, &s->lora_ref, &s->lora);
+    return rc;
+}
+
+/* An adapter folder alone stands for its base with the adapter folded in:
+ * the base is the adapter's base_model_name_or_path, a path relative to
+ * the adapter's folder or a Hub id, by the same rules as the pipeline's
+ * references. */
+static int adapter_alone(pctx *c, const amg_ynode *n, amg_source *s)
+{
+    char *base = NULL;
+    int rc = amg_lora_read_base(s->model, &base, c->err);
+
+    if (rc != AMG_OK)
+        return amg_err_prefix(c->err, "%s:%d:%d: ", c->label, n->line,
+                              n->col);
+    if (!base)
+        return perr(c, AMG_EINVAL, n, "'%s' is a LoRA adapter whose "
+                    "adapter_config.json names no base model "
+                    "(base_model_name_or_path); write it as base+adapter",
+                    n->str);
+    s->lora = s->model;
+    s->lora_ref = AMG_REF_PATH;
+    s->model = NULL;
+    rc = path_or_hub(c, n, base, s->lora, &s->ref, &s->model);
+    free(base);
+    return rc;
+}
+
 static int classify(pctx *c, const amg_ynode *n, const char *key,
                     amg_source *s)
 {
     const char *t = n->str, *plus;
-    char *resolved;
-    int rc, found;
+    char *whole;
+    int rc, found, split;
 
     s->pos = pos_of(n);
     if (!is_text(n))
@@ -537,35 +627,25 @@ static int classify(pctx *c, const amg_ynode *n, const char *key,
                     amg_ynode_kind_name(n));
     if (!t[0])
         return perr(c, AMG_EFORMAT, n, "'%s' is empty", key);
-    plus = strchr(t, '+');
-    if (plus && plus != t && plus[1])
-        return perr(c, AMG_EUNSUPPORTED, n, "'%s': LoRA adapters are not "
-                    "supported yet (merge the adapter into its base first)", t);
     rc = ref_step(c, n, s, &found);
     if (rc != AMG_OK || found)
         return rc;
-    if (strncmp(t, "hf://", 5) == 0) {
-        if (!is_hub_id(t + 5))
-            return perr(c, AMG_EFORMAT, n, "'%s' is not a Hub model id "
-                        "(expected hf://org/name or hf://org/name@revision)",
-                        t);
-        s->ref = AMG_REF_HUB;
-        s->model = amg_strdup(t + 5);
-        return s->model ? AMG_OK : oom(c);
+    plus = strchr(t, '+');
+    if (plus && plus != t && plus[1]) {
+        whole = t[0] == '/' || !c->dir[0] ? amg_strdup(t)
+                                           : amg_path_join(c->dir, t);
+        if (!whole)
+            return oom(c);
+        split = !exists(whole);
+        free(whole);
+        if (split)
+            return split_lora(c, n, plus, s);
     }
-    resolved = t[0] == '/' || !c->dir[0] ? amg_strdup(t)
-                                          : amg_path_join(c->dir, t);
-    if (!resolved)
-        return oom(c);
-    if (is_hub_id(t) && !exists(resolved)) {
-        free(resolved);
-        s->ref = AMG_REF_HUB;
-        s->model = amg_strdup(t);
-        return s->model ? AMG_OK : oom(c);
-    }
-    s->ref = AMG_REF_PATH;
-    s->model = resolved;
-    return AMG_OK;
+    rc = path_or_hub(c, n, t, c->dir, &s->ref, &s->model);
+    if (rc == AMG_OK && s->ref == AMG_REF_PATH &&
+        amg_lora_is_adapter(s->model))
+        rc = adapter_alone(c, n, s);
+    return rc;
 }
 
 static int model_node(pctx *c, const amg_ynode *n, const char *key,

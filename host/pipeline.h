@@ -83,6 +83,12 @@ typedef enum amg_ref_kind {
 typedef struct amg_source {
     char *model;                       /* the reference (owned), see above */
     amg_ref_kind ref;
+    char *lora;                        /* a LoRA adapter folded into the
+                                          model (`model+lora`, or an
+                                          adapter folder given alone, whose
+                                          base is then model), or NULL;
+                                          classified as model is (owned) */
+    amg_ref_kind lora_ref;             /* AMG_REF_PATH or AMG_REF_HUB */
     size_t step;                       /* AMG_REF_STEP: index of the step */
     amg_pos pos;
     int has_range;                     /* layer_range given */
@@ -140,7 +146,8 @@ typedef struct amg_pipeline {
  * Load and check a pipeline: unknown keys (with the nearest known key as a
  * hint), wrong types, exactly one of models/slices per step, layer_range
  * shape, step names unique and referenced only after their definition,
- * `model+lora` refused ("LoRA adapters are not supported yet"), dtype names.
+ * LoRA adapters (`model+lora`, or an adapter folder alone: its
+ * adapter_config.json names the base), dtype names.
  */
 int amg_pipeline_load(amg_pipeline *p, const char *path, amg_err *err);
 

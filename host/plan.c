@@ -8,7 +8,8 @@
  * §2.2, §3.2):
  *
  * Models. Every distinct local model (by real path) is opened once, fully
- * mapped. Hub references fail: there is no Hub client yet. A step named as
+ * mapped. Hub references resolve to their snapshot folder in the shared
+ * cache (registry/hub_fetch.h), fetched when missing. A step named as
  * a model stands for that step's value of the same tensor, evaluated in
  * memory.
  *
@@ -63,6 +64,8 @@
 
 #include <amalgam/rng.h>
 
+#include "hub_fetch.h"
+#include "model_ref.h"
 #include "param_eval.h"
 #include "plugin_catalog.h"
 #include "util.h"
@@ -75,6 +78,12 @@ typedef struct ref_map {
     const amg_source *src;
     size_t model;
 } ref_map;
+
+/* A source with a LoRA adapter and the adapter it opened. */
+typedef struct lora_map {
+    const amg_source *src;
+    size_t lora;
+} lora_map;
 
 typedef struct step_info {
     const amg_plugin_entry *strategy;
@@ -97,6 +106,8 @@ typedef struct bctx {
     step_info *steps;
     size_t tensor_first;               /* first node of the current tensor */
     size_t node_cap;
+    lora_map *loras;                   /* sources with a LoRA adapter */
+    size_t n_loras;
 } bctx;
 
 /* Where one tensor of one step comes from. */
@@ -299,9 +310,31 @@ static size_t model_of(const bctx *c, const amg_source *s)
     return AMG_NO_NODE;
 }
 
+static const lora_map *lora_of(const bctx *c, const amg_source *s)
+{
+    size_t i;
+
+    for (i = 0; s->lora && i < c->n_loras; i++)
+        if (c->loras[i].src == s)
+            return &c->loras[i];
+    return NULL;
+}
+
+/* Both without an adapter, or both with the same one. */
+static int same_lora(const bctx *c, const amg_source *a, const amg_source *b)
+{
+    const lora_map *x = lora_of(c, a), *y = lora_of(c, b);
+
+    if (!a->lora || !b->lora)
+        return !a->lora && !b->lora;
+    if (x && y)
+        return x->lora == y->lora;
+    return strcmp(a->lora, b->lora) == 0;
+}
+
 static int same_ref(const bctx *c, const amg_source *a, const amg_source *b)
 {
-    if (a->ref != b->ref)
+    if (a->ref != b->ref || !same_lora(c, a, b))
         return 0;
     if (a->ref == AMG_REF_STEP)
         return a->step == b->step;
@@ -310,11 +343,37 @@ static int same_ref(const bctx *c, const amg_source *a, const amg_source *b)
     return strcmp(a->model, b->model) == 0;
 }
 
-static int hub_error(const bctx *c, const amg_source *s)
+/* A Hub reference -> its snapshot folder in the shared cache: the cache
+ * first, a fetch when online and missing, only the cache when offline.
+ * text is the model (or, with adapter set, the LoRA adapter) it names. */
+static int hub_resolve_text(const bctx *c, const amg_source *s,
+                            const char *text, int adapter, char **dir)
 {
-    return at(c, s->pos, AMG_ENOTFOUND, "'%s' is not in the local cache "
-              "(downloading from the Hugging Face Hub is not supported yet; "
-              "pass a local folder)", s->model);
+    char hf[AMG_ERR_MSG_MAX];
+    amg_fetch_opts o;
+    amg_model_ref ref;
+    amg_err e;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.adapter = adapter;
+    amg_err_clear(&e);
+    *dir = NULL;
+    /* the pipeline classified it: a folder of that name does not count */
+    snprintf(hf, sizeof(hf), "hf://%s", text);
+    rc = amg_model_ref_parse(hf, &ref, &e);
+    if (rc == AMG_OK && ref.kind != AMG_MREF_HUB)
+        rc = amg_err_set(&e, AMG_EFORMAT, "'%s' is not a Hub model id",
+                         text);
+    if (rc == AMG_OK)
+        rc = amg_hub_resolve(ref.repo_id, ref.revision, &o, dir, &e);
+    amg_model_ref_free(&ref);
+    return rc == AMG_OK ? AMG_OK : at(c, s->pos, rc, "%s", e.msg);
+}
+
+static int hub_resolve(const bctx *c, const amg_source *s, char **dir)
+{
+    return hub_resolve_text(c, s, s->model, 0, dir);
 }
 
 /* Record a reference; *key receives the identity of its model. */
@@ -326,13 +385,19 @@ static int add_ref(bctx *c, const amg_source *s, char ***keys, size_t *n_keys)
 
     if (!s || s->ref == AMG_REF_STEP)
         return AMG_OK;
-    if (s->ref == AMG_REF_HUB)
-        return hub_error(c, s);
-    /* the real path, so two spellings of one folder open it once; a path
-     * that does not resolve is kept as written and fails in the open */
-    key = realpath(s->model, NULL);
-    if (!key && !(key = amg_strdup(s->model)))
-        return oom(c);
+    if (s->ref == AMG_REF_HUB) {
+        int rc = hub_resolve(c, s, &key);
+
+        if (rc != AMG_OK)
+            return rc;
+    } else {
+        /* the real path, so two spellings of one folder open it once; a
+         * path that does not resolve is kept as written and fails in the
+         * open */
+        key = realpath(s->model, NULL);
+        if (!key && !(key = amg_strdup(s->model)))
+            return oom(c);
+    }
     for (i = 0; i < *n_keys && strcmp((*keys)[i], key) != 0; i++)
         ;
     if (i == *n_keys) {
@@ -415,6 +480,136 @@ static int open_models(bctx *c)
     }
     for (i = 0; i < n; i++)
         free(keys[i]);
+    free(keys);
+    return rc;
+}
+
+/* ---- LoRA adapters */
+
+/* Every module the adapter updates must be a floating-point matrix of the
+ * base with the update's shape: checked here, before any data is read. */
+static int check_adapter(bctx *c, const amg_source *s, size_t li,
+                         size_t model)
+{
+    const amg_lora *l = &c->plan->loras[li];
+    const amg_model *m = &c->plan->models[model];
+    const char *lname = c->plan->lora_refs[li];
+    char want[64], have[128];
+    size_t i;
+
+    for (i = 0; i < l->n_mods; i++) {
+        const amg_lora_module *mod = &l->mods[i];
+        const amg_model_tensor *t = amg_model_find(m, mod->target);
+        uint64_t shape[2];
+
+        if (!t)
+            return at(c, s->pos, AMG_ENOTFOUND, "LoRA adapter '%s' updates "
+                      "module '%s', which model '%s' does not have (no "
+                      "tensor '%s')", lname, mod->module, ref_name(c, s),
+                      mod->target);
+        shape[0] = mod->rows;
+        shape[1] = mod->cols;
+        if (t->t->ndim != 2 || t->t->shape[0] != mod->rows ||
+            t->t->shape[1] != mod->cols || !amg_dtype_is_float(t->t->dtype)) {
+            fmt_shape(want, sizeof(want), 2, shape);
+            fmt_shape(have, sizeof(have), t->t->ndim, t->t->shape);
+            return at(c, s->pos, AMG_EINVAL, "LoRA adapter '%s' gives module "
+                      "'%s' a %s update, but model '%s' stores '%s' as %s "
+                      "%s", lname, mod->module, want, ref_name(c, s),
+                      mod->target, amg_dtype_name(t->t->dtype), have);
+        }
+    }
+    return AMG_OK;
+}
+
+/* The adapter s names, opened once per real path; *li its index. */
+static int adapter_index(bctx *c, const amg_source *s, char ***keys,
+                         size_t *li)
+{
+    amg_plan *pl = c->plan;
+    amg_lora *grown;
+    const char **refs;
+    char **gk, *key, *hub_dir = NULL;
+    const char *path = s->lora;
+    int rc;
+
+    if (s->lora_ref == AMG_REF_HUB) {
+        rc = hub_resolve_text(c, s, s->lora, 1, &hub_dir);
+        if (rc != AMG_OK)
+            return rc;
+        path = hub_dir;
+    } else if (s->lora_ref != AMG_REF_PATH) {
+        return at(c, s->pos, AMG_EINVAL, "LoRA adapter '%s' is not a folder "
+                  "or a Hub id", s->lora);
+    }
+    key = realpath(path, NULL);
+    if (!key && !(key = amg_strdup(path))) {
+        free(hub_dir);
+        return oom(c);
+    }
+    for (*li = 0; *li < pl->n_loras && strcmp((*keys)[*li], key); ++*li)
+        ;
+    if (*li < pl->n_loras) {
+        rc = AMG_OK;
+        goto out;
+    }
+    grown = realloc(pl->loras, (pl->n_loras + 1) * sizeof(*grown));
+    if (grown)
+        pl->loras = grown;
+    refs = grown ? realloc(pl->lora_refs, (pl->n_loras + 1) * sizeof(*refs))
+                 : NULL;
+    if (refs)
+        pl->lora_refs = refs;
+    gk = refs ? realloc(*keys, (pl->n_loras + 1) * sizeof(*gk)) : NULL;
+    if (!gk) {
+        rc = oom(c);
+        goto out;
+    }
+    *keys = gk;
+    rc = amg_lora_open(&pl->loras[pl->n_loras], path, c->err);
+    if (rc != AMG_OK) {
+        rc = prefix_at(c, s->pos);
+        goto out;
+    }
+    gk[pl->n_loras] = key;
+    key = NULL;
+    pl->lora_refs[pl->n_loras] = display_path(c->pipe->dir, s->lora);
+    *li = pl->n_loras++;
+out:
+    free(key);
+    free(hub_dir);
+    return rc;
+}
+
+static int open_adapters(bctx *c)
+{
+    char **keys = NULL;
+    lora_map *grown;
+    size_t r, li = 0, n_keys;
+    int rc = AMG_OK;
+
+    for (r = 0; rc == AMG_OK && r < c->n_refs; r++) {
+        const amg_source *s = c->refs[r].src;
+
+        if (!s->lora)
+            continue;
+        rc = adapter_index(c, s, &keys, &li);
+        if (rc == AMG_OK)
+            rc = check_adapter(c, s, li, c->refs[r].model);
+        if (rc != AMG_OK)
+            break;
+        grown = realloc(c->loras, (c->n_loras + 1) * sizeof(*grown));
+        if (!grown) {
+            rc = oom(c);
+            break;
+        }
+        c->loras = grown;
+        c->loras[c->n_loras].src = s;
+        c->loras[c->n_loras++].lora = li;
+    }
+    n_keys = c->plan->n_loras;
+    for (r = 0; r < n_keys; r++)
+        free(keys[r]);
     free(keys);
     return rc;
 }
@@ -909,8 +1104,11 @@ static int new_node(bctx *c, size_t *out)
 
 static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
                      int ndim, const uint64_t *shape, int cropped,
-                     size_t *out)
+                     const lora_map *lm, size_t *out)
 {
+    const amg_lora_module *mod = lm ? amg_lora_find(&c->plan->loras[lm->lora],
+                                                    t->name)
+                                    : NULL;
     amg_plan *pl = c->plan;
     amg_plan_node *n;
     size_t i;
@@ -920,7 +1118,8 @@ static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
     for (i = c->tensor_first; i < pl->n_nodes; i++) {
         n = &pl->nodes[i];
         if (n->kind == AMG_NODE_LOAD && n->model == model && n->src == t &&
-            n->cropped == cropped && n->ndim == ndim &&
+            n->cropped == cropped && n->lora_mod == mod &&
+            (!mod || n->lora == lm->lora) && n->ndim == ndim &&
             memcmp(n->shape, shape, (size_t)ndim * sizeof(*shape)) == 0) {
             *out = i;
             return AMG_OK;
@@ -933,6 +1132,8 @@ static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
     n->model = model;
     n->src = t;
     n->cropped = cropped;
+    n->lora_mod = mod;
+    n->lora = mod ? lm->lora : 0;
     n->ndim = ndim;
     memcpy(n->shape, shape, (size_t)ndim * sizeof(*shape));
     return AMG_OK;
@@ -963,7 +1164,8 @@ static int input_node(bctx *c, const amg_source *src, const char *name,
     if (!t)
         return at(c, src->pos, AMG_ENOTFOUND, "tensor '%s' is missing from "
                   "model '%s'", name, ref_name(c, src));
-    return load_node(c, m, t, t->t->ndim, t->t->shape, 0, out);
+    return load_node(c, m, t, t->t->ndim, t->t->shape, 0, lora_of(c, src),
+                     out);
 }
 
 static int source_node(bctx *c, const route *r, const amg_source *src,
@@ -1140,7 +1342,8 @@ static int reconcile(bctx *c, const char *name, gather *g, int *ndim,
                           "of step '%s' is larger than the other inputs' and "
                           "a step's result cannot be cropped to the common "
                           "submatrix", name, g->who[j]->model);
-            rc = load_node(c, n->model, n->src, 2, crop, 1, &g->nodes[j]);
+            rc = load_node(c, n->model, n->src, 2, crop, 1,
+                           lora_of(c, g->who[j]), &g->nodes[j]);
             if (rc != AMG_OK)
                 return rc;
         }
@@ -1541,6 +1744,8 @@ int amg_plan_build(amg_plan *plan, const amg_pipeline *p,
     }
     rc = open_models(&c);
     if (rc == AMG_OK)
+        rc = open_adapters(&c);
+    if (rc == AMG_OK)
         rc = load_strategies(&c, o);
     for (s = 0; rc == AMG_OK && s < p->n_steps; s++)
         rc = plan_step(&c, s);
@@ -1552,6 +1757,7 @@ out:
     steps_free(&c);
     free(c.refs);
     free(c.model_pos);
+    free(c.loras);
     if (rc != AMG_OK)
         amg_plan_free(plan);
     return rc;
@@ -1576,6 +1782,10 @@ void amg_plan_free(amg_plan *plan)
     free(plan->models);
     free(plan->model_paths);
     free(plan->model_refs);
+    for (i = 0; i < plan->n_loras; i++)
+        amg_lora_close(&plan->loras[i]);
+    free(plan->loras);
+    free(plan->lora_refs);
     amg_plugins_release(&plan->plugins);
     memset(plan, 0, sizeof(*plan));
 }
@@ -1643,6 +1853,9 @@ static void print_node(const amg_plan *pl, size_t i, int depth,
     fprintf(f, "%*s%s", depth * 2, "", role);
     if (n->kind == AMG_NODE_LOAD) {
         fprintf(f, "load %s:%s", pl->model_refs[n->model], n->src->name);
+        if (n->lora_mod)
+            fprintf(f, " + lora %s (scale %g)", pl->lora_refs[n->lora],
+                    (double)n->lora_mod->scale);
         if (n->cropped)
             fprintf(f, "[:%llu, :%llu]", (unsigned long long)n->shape[0],
                     (unsigned long long)n->shape[1]);

@@ -19,6 +19,7 @@
 
 #include "dtype.h"
 #include "error.h"
+#include "lora.h"
 #include "model.h"
 #include "params.h"
 #include "pipeline.h"
@@ -43,6 +44,10 @@ typedef struct amg_plan_node {
     int cropped;                       /* embedding submatrix rule: the value
                                           is src[:shape[0], :shape[1]] of a
                                           larger source */
+    size_t lora;                       /* with lora_mod: index into
+                                          amg_plan.loras */
+    const amg_lora_module *lora_mod;   /* LoRA update added to the value
+                                          as it is read, or NULL */
 
     /* AMG_NODE_MERGE */
     size_t step;                       /* pipeline step */
@@ -83,6 +88,10 @@ typedef struct amg_plan {
                                           when inside it (strings borrowed
                                           from the pipeline) */
     size_t n_models;
+    amg_lora *loras;                   /* every LoRA adapter, opened */
+    const char **lora_refs;            /* each as the pipeline names it
+                                          (borrowed, like model_refs) */
+    size_t n_loras;
     amg_plugins plugins;               /* loaded strategy modules */
     amg_plan_node *nodes;
     size_t n_nodes;
@@ -95,14 +104,16 @@ typedef struct amg_plan {
 } amg_plan;
 
 /*
- * Resolve p: open every model (registry references fail with "not in the
- * local cache" until the Hub client lands), load the strategies (unknown
+ * Resolve p: open every model (Hub references from the shared cache,
+ * fetched when missing and online), load the strategies (unknown
  * names list the near ones), evaluate parameters per tensor (gradients,
  * filters, mergekit's precedence: source > slice > top level), apply the
  * schemas (unknown names, types, ranges, required per-model values),
  * check shapes across models (the embedding submatrix rule for
  * embed_tokens / lm_head), layer ranges, and a base model where the
- * strategy needs one. Errors carry "file:line:col:".
+ * strategy needs one. LoRA adapters are opened and every module they
+ * update must exist in their base with the update's shape. Errors carry
+ * "file:line:col:".
  */
 int amg_plan_build(amg_plan *plan, const amg_pipeline *p,
                    const amg_plan_opts *o, amg_err *err);

@@ -35,6 +35,10 @@
 #define MAX_STRATEGIES 1024
 #define MAX_PARAMS 1024
 #define MAX_CHOICES 1024
+/* The schema is walked with the plugin's own stride (params.c); a later
+ * minor may grow a spec, but not past this, so a corrupt size cannot send
+ * the walk gigabytes past the array. */
+#define MAX_SPEC_SIZE 1024
 
 /* ---- descriptor checks ---- */
 
@@ -296,6 +300,16 @@ static int check_strategy(const amg_strategy *s, size_t idx,
     if (s->params[0].struct_size < AMG_PARAM_SPEC_MIN_SIZE)
         return too_small(label, "parameter spec", s->params[0].struct_size,
                          AMG_PARAM_SPEC_MIN_SIZE, err);
+    /* an array's stride is always a multiple of its alignment */
+    if (s->params[0].struct_size > MAX_SPEC_SIZE ||
+        s->params[0].struct_size % _Alignof(amg_param_spec))
+        return amg_err_set(err, AMG_EPLUGIN,
+                           "'%s': strategy '%s': parameter spec claims %u "
+                           "bytes, not a multiple of %zu up to %d as an ABI "
+                           "%d.x spec is: corrupt descriptor",
+                           label, s->id, (unsigned)s->params[0].struct_size,
+                           _Alignof(amg_param_spec), MAX_SPEC_SIZE,
+                           AMG_ABI_MAJOR);
     for (i = 0; i < s->n_params; i++)
         if ((rc = check_param(s, i, label, err)))
             return rc;

@@ -25,6 +25,8 @@
 
 #include <jansson.h>
 
+#include "crash_guard.h"
+#include "json_mem.h"
 #include "util.h"
 
 /* ---- small helpers ---- */
@@ -502,10 +504,14 @@ int amg_st_parse_header(amg_st_file *f, const char *label, const uint8_t *hdr,
     }
     /* JSON_DECODE_ANY so that a scalar gets our "not an object" message;
      * jansson skips leading and trailing JSON whitespace as serde does. */
+    amg_json_oom_clear();
     root = json_loadb((const char *)hdr, (size_t)hdr_len,
                       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
-        rc = json_error(label, hdr, hdr_len, &je, err);
+        rc = amg_json_oom()
+                 ? amg_err_set(err, AMG_ENOMEM,
+                               "'%s': out of memory parsing the header", label)
+                 : json_error(label, hdr, hdr_len, &je, err);
         goto fail;
     }
     if (!json_is_object(root)) {
@@ -660,6 +666,8 @@ int amg_st_open(amg_st_file *f, const char *path, unsigned flags, amg_err *err)
         goto fail;
     f->fd = fd;
     f->map = map;
+    if (map) /* a SIGBUS here later means the file shrank: name it */
+        amg_crash_guard_map(map, (size_t)size, f->path);
     return AMG_OK;
 
 fail:
@@ -676,8 +684,10 @@ void amg_st_close(amg_st_file *f)
 {
     if (!f)
         return;
-    if (f->map)
+    if (f->map) {
+        amg_crash_guard_unmap(f->map);
         munmap((void *)f->map, (size_t)f->file_size);
+    }
     /* A zeroed struct has fd 0 but no path: only close what open set. */
     if (f->path && f->fd >= 0)
         close(f->fd);

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "json_mem.h"
 #include "util.h"
 
 /* Index files are small (a few hundred KB for the largest models); this
@@ -121,9 +122,13 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
                                     text));
     /* JSON_ALLOW_NUL so that a "\u0000" in a shard name reaches our own
      * check, which names the tensor. */
+    amg_json_oom_clear();
     root = json_loadb(text, len,
                       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
                       JSON_ALLOW_NUL, &je);
+    if (!root && amg_json_oom())
+        return amg_err_set(err, AMG_ENOMEM, "'%s': out of memory parsing it",
+                           label);
     if (!root) {
         if (json_error_code(&je) == json_error_duplicate_key) {
             /* jansson's text: duplicate object key near '"name"' */

@@ -26,6 +26,10 @@
 /* Deep enough for any real config, shallow enough to keep recursion safe
  * on hostile input. */
 #define YAML_MAX_DEPTH 64
+/* Each alias copies its scalar, so a few bytes of `*a` can stand for a
+ * large string many times over (a "billion laughs" in scalar form): bound
+ * what aliases may add in all. */
+#define YAML_MAX_ALIAS_BYTES (16u << 20)
 
 typedef struct yanchor {
     char *name;
@@ -40,6 +44,7 @@ typedef struct ybuild {
     amg_err *err;
     yanchor *anchors;
     size_t n_anchors, cap_anchors;
+    size_t alias_bytes;                /* copied by aliases so far */
 } ybuild;
 
 static void node_free(amg_ynode *n)
@@ -232,6 +237,12 @@ static int make_alias(ybuild *b, yaml_event_t *ev, amg_ynode **out)
                       "alias '*%s' refers to %s; only aliases to scalars are "
                       "supported (repeat the block instead)",
                       name, amg_ynode_kind_name(target));
+    b->alias_bytes += strlen(target->str) + 1;
+    if (b->alias_bytes > YAML_MAX_ALIAS_BYTES)
+        return at_err(b, AMG_ERANGE, line, col,
+                      "aliases expand to more than %u bytes in all at "
+                      "'*%s'; write the values out instead",
+                      YAML_MAX_ALIAS_BYTES, name);
     n = node_new(AMG_Y_SCALAR, ev->start_mark);
     if (!n || !(n->str = amg_strdup(target->str))) {
         free(n);

@@ -11,7 +11,12 @@
 #include <math.h>
 
 #include "ctx.h"
+#include "fpconv.h"
 #include "kernels_cpu.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize")
+#endif
 
 /* Elements per block in weighted_sum: the accumulators stay in L1. */
 #define WS_BLOCK 1024
@@ -163,9 +168,14 @@ int32_t amg__kcpu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    /* both comparisons are false for NaN and for -0, which give +0 */
-    for (i = 0; i < n; i++)
-        o[i] = a[i] > 0.0f ? 1.0f : a[i] < 0.0f ? -1.0f : 0.0f;
+    /* +-1 by the sign bit for a non-zero number; +0 for +-0 and NaN. On
+     * the bit patterns, as float compares keep the loop scalar. */
+    for (i = 0; i < n; i++) {
+        uint32_t b = amg_f32_bits(a[i]);
+        uint32_t nz = ((b & 0x7FFFFFFFu) - 1u) < 0x7F800000u;
+
+        o[i] = amg_bits_f32((0x3F800000u | (b & 0x80000000u)) & (0u - nz));
+    }
     return AMG_OK;
 }
 

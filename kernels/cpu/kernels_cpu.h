@@ -97,4 +97,7 @@ int32_t amg__kcpu_rng_uniform(amg_ctx *ctx, amg_tensor *out, uint64_t seed,
 int32_t amg__kcpu_rng_bernoulli(amg_ctx *ctx, amg_tensor *mask, double p,
                                 uint64_t seed, uint64_t stream);
 
+int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
+                               const amg_tensor *x);
+
 #endif

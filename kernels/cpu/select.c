@@ -21,13 +21,25 @@
 #include "fpconv.h"
 #include "kernels_cpu.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize")
+#endif
+
 #define HIST_BINS 65536u
+/* Elements per block of threshold's vectorised pass. */
+#define THR_BLOCK 1024u
 #define ABS_MASK 0x7FFFFFFFu
 #define INF_BITS 0x7F800000u
 
 static inline uint32_t mag_bits(float x)
 {
     return amg_f32_bits(x) & ABS_MASK;
+}
+
+/* All ones where the mask byte is set, else zero. */
+static inline uint32_t lanes(uint8_t m)
+{
+    return 0u - (uint32_t)(m != 0);
 }
 
 int32_t amg__kcpu_mask_apply(amg_ctx *ctx, amg_tensor *out,
@@ -51,8 +63,9 @@ int32_t amg__kcpu_mask_apply(amg_ctx *ctx, amg_tensor *out,
     m = amg_tensor_data(mask);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
+    /* selects on the bit patterns: a float select does not vectorise */
     for (i = 0; i < n; i++)
-        o[i] = m[i] ? a[i] : 0.0f;
+        o[i] = amg_bits_f32(amg_f32_bits(a[i]) & lanes(m[i]));
     return AMG_OK;
 }
 
@@ -81,8 +94,12 @@ int32_t amg__kcpu_where(amg_ctx *ctx, amg_tensor *out, const amg_tensor *mask,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = m[i] ? a[i] : b[i];
+    for (i = 0; i < n; i++) {
+        uint32_t k = lanes(m[i]);
+
+        o[i] = amg_bits_f32((amg_f32_bits(a[i]) & k) |
+                            (amg_f32_bits(b[i]) & ~k));
+    }
     return AMG_OK;
 }
 
@@ -105,24 +122,42 @@ static void histogram(const float *a, uint64_t n, int32_t level,
     }
 }
 
-static void threshold(uint8_t *m, const float *a, uint64_t n, uint32_t thr,
-                      uint64_t n_ties, uint64_t *ties_taken)
+/* Elements of block [0, n) above thr (numbers only) marked, the rest 0;
+ * returns how many equal thr. Integer compares only, so it vectorises. */
+static uint64_t mark_above(uint8_t *m, const float *a, uint64_t n,
+                           uint32_t thr)
 {
-    uint64_t i, taken = *ties_taken;
+    uint64_t i, eq = 0;
 
     for (i = 0; i < n; i++) {
         uint32_t b = mag_bits(a[i]);
-        uint8_t on = 0;
 
-        if (b > INF_BITS)
-            on = 0;
-        else if (b > thr)
-            on = 1;
-        else if (b == thr && taken < n_ties) {
-            on = 1;
-            taken++;
+        m[i] = (uint8_t)((b > thr) & (b <= INF_BITS));
+        eq += (b == thr) & (b <= INF_BITS);
+    }
+    return eq;
+}
+
+/* Block by block: a vectorised pass marks the elements above thr and
+ * counts those equal to it; only a block holding ties still wanted is
+ * walked again, in index order, to take the first of them (NaNs are
+ * never taken, even when thr is a NaN pattern). */
+static void threshold(uint8_t *m, const float *a, uint64_t n, uint32_t thr,
+                      uint64_t n_ties, uint64_t *ties_taken)
+{
+    uint64_t start, len, i, taken = *ties_taken;
+
+    for (start = 0; start < n; start += len) {
+        len = n - start < THR_BLOCK ? n - start : THR_BLOCK;
+        if (mark_above(m + start, a + start, len, thr) == 0 ||
+            taken >= n_ties)
+            continue;
+        for (i = start; i < start + len && taken < n_ties; i++) {
+            if (mag_bits(a[i]) == thr && thr <= INF_BITS) {
+                m[i] = 1;
+                taken++;
+            }
         }
-        m[i] = on;
     }
     *ties_taken = taken;
 }

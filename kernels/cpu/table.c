@@ -38,6 +38,7 @@ static const amg_kernels cpu_table = {
     .row_dot = amg__kcpu_row_dot,
     .rng_uniform = amg__kcpu_rng_uniform,
     .rng_bernoulli = amg__kcpu_rng_bernoulli,
+    .row_abs_rank = amg__kcpu_row_abs_rank,
     .reserved = { NULL },
 };
 

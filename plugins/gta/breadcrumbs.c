@@ -10,10 +10,11 @@
  *   n_bot  = N - target - n_top; if n_bot < 0: n_top += n_bot, n_bot = 0
  *   kept   = ranks [n_top, N - n_bot)
  *
- * mergekit keeps sorted[n_bot : -n_top], which is empty when n_top is 0
- * (gamma * N < 1, e.g. a norm vector of fewer than 100 elements with the
- * default gamma) and zeroes the whole task vector; here n_top = 0 drops
- * nothing from the top.
+ * Older mergekit releases kept sorted[n_bot : -n_top], which is empty when
+ * n_top is 0 (gamma * N < 1, e.g. a norm vector of fewer than 100 elements
+ * with the default gamma) and zeroed the whole task vector; mergekit 0.1.5
+ * keeps sorted[n_bot : n_bot + target], and so does this: n_top = 0 drops
+ * nothing from the top (the interop suite compares the two).
  */
 #include <stdint.h>
 

@@ -30,7 +30,8 @@ enum gta_sparsify {
     GTA_SPARSE_NONE,
     GTA_SPARSE_MAGNITUDE,              /* ties: keep the top-k |d| */
     GTA_SPARSE_RANDOM,                 /* dare: Bernoulli(density) */
-    GTA_SPARSE_OUTLIERS                /* breadcrumbs: drop top and bottom */
+    GTA_SPARSE_OUTLIERS,               /* breadcrumbs: drop top and bottom */
+    GTA_SPARSE_DELLA                   /* della: Bernoulli by |d| rank */
 };
 
 /* What distinguishes the strategies; the instance create hands back. */
@@ -139,5 +140,27 @@ int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                        void *stats);
 int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
+
+/* ---- della.c ---- */
+
+/* Room for the magnitude keys of a 1-D tensor the host split into chunks
+ * (all models together): its ranks need the whole tensor. 16 MiB of the
+ * statistics block, only touched for such tensors. */
+#define GTA_DELLA_KEYS (1u << 21)
+
+typedef struct gta_della_stats {
+    double l1_all[GTA_MAX_INPUTS];     /* sum |d_i| over the tensor */
+    double l1_kept[GTA_MAX_INPUTS];    /* sum |kept d_i| */
+    int32_t sorted;                    /* keys are sorted (1-D split) */
+    int32_t reserved0;
+    /* 1-D split tensors: per model, N entries bits(|d|) << 32 | index */
+    uint64_t keys[GTA_DELLA_KEYS];
+} gta_della_stats;
+
+int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                         void *stats);
+int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats);
+int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 
 #endif /* AMG_PLUGIN_GTA_H */

@@ -53,6 +53,17 @@
 #define DENSITY_TOPK "share of largest |delta| kept per tensor"
 #define DENSITY_RANDOM "probability of keeping each delta element"
 #define DENSITY_OUTLIERS "share of the tensor kept after dropping outliers"
+#define DENSITY_DELLA "mean probability of keeping each delta element"
+#define P_RESCALE_MODE_P                                                      \
+    { SPEC, .type = AMG_PARAM_STR, .scope = AMG_SCOPE_GLOBAL,                 \
+      .name = "rescale_mode", .def_str = "l1", .choices = rescale_choices,    \
+      .help = "l1: restore the L1 norm per tensor; inverse: 1/p per element" }
+
+#define P_EPSILON                                                             \
+    { SPEC, .type = AMG_PARAM_F64, .scope = AMG_SCOPE_PER_MODEL,              \
+      .flags = AMG_PARAM_GRADIENT | AMG_PARAM_HAS_MIN, .name = "epsilon",     \
+      .def = 0.15, .min = 0.0,                                                \
+      .help = "keep probabilities span density +/- epsilon by |delta| rank" }
 
 static const char *const consensus_choices[] = { "sum", "count", NULL };
 static const char *const rescale_choices[] = { "l1", "inverse", NULL };
@@ -83,6 +94,14 @@ static const amg_param_spec breadcrumbs_ties_params[] = {
     P_WEIGHT, P_DENSITY(DENSITY_OUTLIERS), P_GAMMA, P_LAMBDA,
     P_NORMALIZE(0.0), P_RESCALE(0.0), P_INT8, P_CONSENSUS,
 };
+static const amg_param_spec della_params[] = {
+    P_WEIGHT, P_DENSITY(DENSITY_DELLA), P_EPSILON, P_LAMBDA,
+    P_NORMALIZE(1.0), P_RESCALE(1.0), P_INT8, P_CONSENSUS, P_RESCALE_MODE_P,
+};
+static const amg_param_spec della_linear_params[] = {
+    P_WEIGHT, P_DENSITY(DENSITY_DELLA), P_EPSILON, P_LAMBDA,
+    P_NORMALIZE(0.0), P_RESCALE(1.0), P_INT8, P_RESCALE_MODE_P,
+};
 
 static const gta_method ta_method = { GTA_SPARSE_NONE, 0 };
 static const gta_method ties_method = { GTA_SPARSE_MAGNITUDE, 1 };
@@ -90,6 +109,8 @@ static const gta_method dare_ties_method = { GTA_SPARSE_RANDOM, 1 };
 static const gta_method dare_linear_method = { GTA_SPARSE_RANDOM, 0 };
 static const gta_method breadcrumbs_method = { GTA_SPARSE_OUTLIERS, 0 };
 static const gta_method breadcrumbs_ties_method = { GTA_SPARSE_OUTLIERS, 1 };
+static const gta_method della_method = { GTA_SPARSE_DELLA, 1 };
+static const gta_method della_linear_method = { GTA_SPARSE_DELLA, 0 };
 
 #define CREATE(fn, method)                                                    \
     static int32_t fn(amg_ctx *ctx, const amg_host_api *host,                 \
@@ -108,6 +129,8 @@ CREATE(dare_ties_create, dare_ties_method)
 CREATE(dare_linear_create, dare_linear_method)
 CREATE(breadcrumbs_create, breadcrumbs_method)
 CREATE(breadcrumbs_ties_create, breadcrumbs_ties_method)
+CREATE(della_create, della_method)
+CREATE(della_linear_create, della_linear_method)
 
 #define COMMON_HELP                                                           \
     "Every model needs a base: d_i = model_i - base, in f32. weight\n"        \
@@ -249,10 +272,10 @@ static const amg_strategy dare_linear_strategy = {
     "N = numel, target = int(density_i * N), n_top = int(gamma_i * N),\n"     \
     "n_bot = N - target - n_top (if negative, n_top += n_bot, n_bot = 0),\n"  \
     "d_i keeps the elements ranked n_top .. N - n_bot - 1 by |d|, largest\n"  \
-    "first; density 1 keeps all. Unlike mergekit, n_top = 0 (gamma * N <\n"   \
-    "1, e.g. small norm vectors) drops nothing from the top; mergekit's\n"    \
-    "slice then zeroes the whole task vector. mergekit drops per tensor;\n"   \
-    "the paper (arXiv 2312.06795) per row.\n"
+    "first; density 1 keeps all. n_top = 0 (gamma * N < 1, e.g. small\n"   \
+    "norm vectors) drops nothing from the top, as mergekit 0.1.5 does\n"     \
+    "(older mergekit releases zeroed the whole task vector there). mergekit\n" \
+    "drops per tensor; the paper (arXiv 2312.06795) per row.\n"
 
 static const amg_strategy breadcrumbs_strategy = {
     .struct_size = sizeof(amg_strategy),
@@ -304,9 +327,77 @@ static const amg_strategy breadcrumbs_ties_strategy = {
     .apply = gta_topk_apply,
 };
 
+#define DELLA_HELP                                                            \
+    "MagPrune (mergekit's della_magprune): in each row of d_i (a 1-D\n"       \
+    "tensor is one row), the element of magnitude rank r (1..n, smallest\n"   \
+    "first) is kept with probability p = density_i - epsilon_i +\n"          \
+    "2 epsilon_i (r - 1) / (n - 1), in f32 as mergekit computes it, and\n"    \
+    "zeroed otherwise. Equal magnitudes rank by lower index (mergekit's\n"    \
+    "argsort leaves that open); a row of one element has p = density -\n"    \
+    "epsilon (mergekit divides 0 by 0). Tensors of 3 or more dimensions\n"    \
+    "rank over each dim-0 slice; mergekit ranks along dim 1 only.\n"         \
+    "density 1 keeps all, density 0 zeroes d_i; otherwise density +/-\n"     \
+    "epsilon must lie inside (0, 1) or the merge fails, as in mergekit.\n"   \
+    "Draws are DARE's: counter-based Philox keyed by the pipeline seed,\n"    \
+    "the tensor name, the model's index and the element index, the same\n"    \
+    "on any -j, chunking or device; mergekit's torch RNG differs.\n\n"        \
+    "rescale (default true), rescale_mode l1 (default): "                     \
+    "sum|d_i| / sum|kept d_i|\nper tensor (skipped when either is below "    \
+    "1e-7), as mergekit does.\nrescale_mode inverse: kept elements times "    \
+    "1/p, the DELLA paper's\nrule (Deep et al., arXiv 2406.11617).\n"
+
+static const amg_strategy della_strategy = {
+    .struct_size = sizeof(amg_strategy),
+    .reduce_passes = 2,
+    .id = "della",
+    .summary = "drop by magnitude rank, rescale, then TIES consensus "
+               "(mergekit's della)",
+    .help =
+        "DELLA-merging, as mergekit's della.\n\n" COMMON_HELP "\n"
+        DELLA_HELP "\n" TIES_HELP TAIL_HELP "\n"
+        "Defaults: density 1, epsilon 0.15, normalize true, rescale true,\n"
+        "rescale_mode l1, lambda 1, consensus sum. At most 32 models.",
+    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
+            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .min_inputs = 1,
+    .max_inputs = GTA_MAX_INPUTS,
+    .n_params = N_OF(della_params),
+    .params = della_params,
+    .create = della_create,
+    .merge = gta_della_merge,
+    .stats_bytes = sizeof(gta_della_stats),
+    .reduce = gta_della_reduce,
+    .apply = gta_della_apply,
+};
+
+static const amg_strategy della_linear_strategy = {
+    .struct_size = sizeof(amg_strategy),
+    .reduce_passes = 2,
+    .id = "della_linear",
+    .summary = "drop by magnitude rank, rescale, then a weighted sum "
+               "(mergekit's della_linear)",
+    .help =
+        "DELLA without sign consensus, as mergekit's della_linear.\n\n"
+        COMMON_HELP "\n" DELLA_HELP "\n" PLAIN_HELP TAIL_HELP "\n"
+        "Defaults: density 1, epsilon 0.15, normalize false, rescale true,\n"
+        "rescale_mode l1, lambda 1. At most 32 models.",
+    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
+            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .min_inputs = 1,
+    .max_inputs = GTA_MAX_INPUTS,
+    .n_params = N_OF(della_linear_params),
+    .params = della_linear_params,
+    .create = della_linear_create,
+    .merge = gta_della_merge,
+    .stats_bytes = sizeof(gta_della_stats),
+    .reduce = gta_della_reduce,
+    .apply = gta_della_apply,
+};
+
 static const amg_strategy *const gta_strategies[] = {
     &ta_strategy, &ties_strategy, &dare_ties_strategy, &dare_linear_strategy,
-    &breadcrumbs_strategy, &breadcrumbs_ties_strategy,
+    &breadcrumbs_strategy, &breadcrumbs_ties_strategy, &della_strategy,
+    &della_linear_strategy,
 };
 
 static const amg_module gta_module = {
@@ -315,7 +406,7 @@ static const amg_module gta_module = {
     .version = AMG_VERSION_STRING,
     .license = "Apache-2.0",
     .description = "generalized task arithmetic: task_arithmetic, ties, "
-                   "dare, breadcrumbs (mergekit's GTA family)",
+                   "dare, breadcrumbs, della (mergekit's GTA family)",
     .n_strategies = N_OF(gta_strategies),
     .strategies = gta_strategies,
 };

@@ -24,10 +24,11 @@
 #        floor = read + write;
 #   4. runs `amalgam merge` for every strategy `amalgam plugins` lists that
 #      has a bench pipeline below, at -j1 and -jN (N = nproc), and reports
-#      wall time, input GB/s (input bytes / wall), the ratio to the floor,
-#      and peak private memory: the highest RssAnon of the process, sampled
-#      from /proc/PID/status every 50 ms (VmHWM would count the mapped
-#      input files, which are page cache, not private memory).
+#      wall time, CPU time (user + system: steadier than wall time on a
+#      busy machine), input GB/s (input bytes / wall), the ratio to the
+#      floor, and peak private memory: the highest RssAnon of the process,
+#      sampled from /proc/PID/status every 50 ms (VmHWM would count the
+#      mapped input files, which are page cache, not private memory).
 #
 # Options:
 #   --small   4 layers, hidden 1024, intermediate 2816, 16 heads (0.11B)
@@ -48,7 +49,7 @@ for a in "$@"; do
         --small) small=1 ;;
         --sizes) sizes=1 ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown option '$a' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -151,6 +152,21 @@ pipeline() {
             printf 'merge_method: slerp\nbase_model: %s/expert-1\n' "$d"
             printf 'models:\n  - model: %s/expert-1\n' "$d"
             printf '  - model: %s/expert-2\nparameters:\n  t: 0.5\n' "$d" ;;
+        nuslerp)       # two task vectors over the base
+            printf 'merge_method: nuslerp\nbase_model: %s/base\n' "$d"
+            printf 'models:\n'
+            for k in 1 2; do
+                printf '  - model: %s/expert-%s\n' "$d" "$k"
+                printf '    parameters:\n      weight: 0.5\n'
+            done ;;
+        multislerp)
+            printf 'merge_method: multislerp\nbase_model: %s/base\n' "$d"
+            printf 'models:\n'
+            models "weight: 0.3333333333333333" ;;
+        passthrough)   # one model, scaled: a full f32 round trip
+            printf 'merge_method: passthrough\nmodels:\n'
+            printf '  - model: %s/expert-1\n    parameters:\n' "$d"
+            printf '      scale: 0.5\n' ;;
         *) return 1 ;;
     esac
     echo "dtype: bfloat16"
@@ -166,11 +182,25 @@ peak_sampler() {
     done
 }
 
-# merge_run PIPELINE JOBS: run one merge; sets wall, peak_kb, rc
+# child_cpu FILE: user + system seconds of the shell's waited-for
+# children, from `times` output saved in FILE (times itself must run in
+# this shell: in $(...) it would report the subshell's children)
+child_cpu() {
+    awk 'NR == 2 { t = 0
+        for (i = 1; i <= 2; i++) {
+            split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2]
+        }
+        printf "%.6f", t }' "$1"
+}
+
+# merge_run PIPELINE JOBS: run one merge; sets wall, cpu, peak_kb, rc.
+# cpu is the merge's own user + system time (the sampler is waited for
+# later), a figure a busy machine disturbs less than wall time.
 merge_run() {
     out="$W/out"
     rm -rf "$out"
     echo 0 >"$W/peak"
+    times >"$W/cpu0"
     t0=$(now)
     "$AMALGAM" merge -q -j "$2" "$1" "$out" >"$W/merge.log" 2>&1 &
     pid=$!
@@ -178,6 +208,8 @@ merge_run() {
     spid=$!
     wait "$pid"; rc=$?
     t1=$(now)
+    times >"$W/cpu1"
+    cpu=$(calc "$(child_cpu "$W/cpu1") - $(child_cpu "$W/cpu0")" %.6f)
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     wall=$(calc "$t1 - $t0" %.6f)
     peak_kb=$(cat "$W/peak")
@@ -226,8 +258,8 @@ bench_size() {
         "$rd" "$(calc "$in_bytes / 1e9 / $rd")"
     printf ' %.3f s (%.2f GB/s, fsync) = %.3f s\n' "$wr" \
         "$(calc "$out_bytes / 1e9 / $wr")" "$floor"
-    printf '%-18s %4s %9s %10s %8s %14s\n' strategy jobs "wall s" \
-        "input GB/s" "x floor" "peak anon MB"
+    printf '%-18s %4s %9s %8s %10s %8s %14s\n' strategy jobs "wall s" \
+        "cpu s" "input GB/s" "x floor" "peak anon MB"
 
     ids=$("$AMALGAM" plugins 2>/dev/null | awk 'NR > 1 && NF { print $1 }')
     [ -n "$ids" ] || echo "(no strategies found: is plugins/.libs built?)"
@@ -243,8 +275,8 @@ bench_size() {
                 sed 's/^/    /' "$W/merge.log"
                 continue
             fi
-            printf '%-18s %4s %9.3f %10.2f %8.2f %14.1f\n' "$id" "$j" \
-                "$wall" "$(calc "$in_bytes / 1e9 / $wall")" \
+            printf '%-18s %4s %9.3f %8.3f %10.2f %8.2f %14.1f\n' "$id" \
+                "$j" "$wall" "$cpu" "$(calc "$in_bytes / 1e9 / $wall")" \
                 "$(calc "$wall / $floor")" "$(calc "$peak_kb / 1024")"
         done
     done
@@ -256,7 +288,7 @@ status=0
 for L in $SIZE_LAYERS; do
     bench_size "$L" || status=1
 done
-rm -f "$W/peak" "$W/merge.log" "$W"/*.yaml
+rm -f "$W/peak" "$W/merge.log" "$W/cpu0" "$W/cpu1" "$W"/*.yaml
 if [ "$keep" -eq 1 ]; then
     echo
     echo "models kept in '$W' ($(du -sh "$W" | cut -f1)); remove with rm -r $W"

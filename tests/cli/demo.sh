@@ -33,18 +33,23 @@ if [ "$n" -eq 3 ]; then pass "one survival line per expert"
 else fail "$n survival lines, wanted 3"; sed 's/^/    /' "$T/out"; fi
 
 # Each expert delta is 0.5 c + 0.5 o_k (c shared, o_k its own, all uniform
-# on [-1, 1]); the linear merge is 0.5 c + (o_1 + o_2 + o_3) / 6. Then
-# cosine = (1/4 + 1/12) / sqrt((1/4 + 1/12) (1/4 + 1/4)) = sqrt(2/3) = 0.816
-# and the signs agree on about 0.805 of the elements (Monte Carlo, 4M
-# samples). Rounding base, experts and output to bf16 adds noise to the
-# deltas, which only lowers both; it stays small because the deltas are 5%
-# of the weights and bf16 keeps 8 bits. Hence the windows below.
+# on [-1, 1]). The bundled pipeline keeps the larger half of each delta
+# (TIES, density 0.5), elects a sign per weight, averages what agrees, and
+# then moves from the base towards that result by t = 0.6 .. 0.9 over the
+# layers (SLERP; t = 0 for the embeddings, which therefore keep the base).
+# The direction of the merged delta is what the cosine measures, and SLERP
+# between nearby weights is nearly linear, so t only scales it; the trimmed
+# and disagreeing halves are what lower both figures below the plain
+# average's sqrt(2/3) = 0.816. On this generator the figures come out at
+# 0.729-0.731 (cosine) and 0.717 (signs): the windows below only guard
+# against gross regressions; the exact check is the independent float64
+# recomputation further down.
 for k in 1 2 3; do
     c=$(figure $k 3); s=$(figure $k 6)
-    if within "$c" 0.78 0.8165; then pass "expert-$k cosine $c near sqrt(2/3)"
-    else fail "expert-$k cosine '$c' not in (0.78, 0.8165]"; fi
-    if within "$s" 0.76 0.81; then pass "expert-$k sign agreement $s near 0.805"
-    else fail "expert-$k sign agreement '$s' not in (0.76, 0.81]"; fi
+    if within "$c" 0.70 0.76; then pass "expert-$k cosine $c near 0.73"
+    else fail "expert-$k cosine '$c' not in (0.70, 0.76]"; fi
+    if within "$s" 0.69 0.74; then pass "expert-$k sign agreement $s near 0.717"
+    else fail "expert-$k sign agreement '$s' not in (0.69, 0.74]"; fi
 done
 # equal weights: no expert is favoured (the three differ only by noise)
 spread=$(awk '$2 == "cosine" { if (min == "" || $3 < min) min = $3;
@@ -139,7 +144,7 @@ else fail "-j1 and -j2 outputs differ"; fi
 mkdir "$T/tmp2"
 expect_rc 1 "demo without plugins fails" env TMPDIR="$T/tmp2" \
     AMALGAM_PLUGIN_SYSTEM_PATH= AMALGAM_PLUGIN_PATH= "$AMALGAM" demo -q
-expect_out "^error: .*linear" "the error names the missing strategy"
+expect_out "^error: .*'ties'" "the error names the missing strategy"
 if [ -z "$(ls -A "$T/tmp2")" ]; then pass "nothing left behind on failure"
 else fail "left behind: $(ls -A "$T/tmp2")"; fi
 

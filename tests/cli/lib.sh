@@ -5,6 +5,15 @@ set -u
 : "${AMALGAM:?AMALGAM must point at the built program}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/amgcli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# AMALGAM_VALGRIND=1: every "$AMALGAM" runs under memcheck. Its own exit
+# status (97) differs from amalgam's failure status (1), so a memory error
+# fails the tests that expect a failure too.
+if [ "${AMALGAM_VALGRIND:-}" = 1 ]; then
+    printf '#!/bin/sh\nexec valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite,indirect "%s" "$@"\n' \
+        "$AMALGAM" >"$T/amalgam-valgrind"
+    chmod +x "$T/amalgam-valgrind"
+    AMALGAM=$T/amalgam-valgrind
+fi
 fails=0
 pass() { echo "ok: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }

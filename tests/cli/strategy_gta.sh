@@ -1,14 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # The gta plugin (task_arithmetic, ties, dare_ties, dare_linear,
-# breadcrumbs, breadcrumbs_ties) on synth models: values against the
-# float64 reference tests/reference/gta.py (tolerance stated there: 1e-6 of
+# breadcrumbs, breadcrumbs_ties, della, della_linear) on synth models:
+# values against the float64 reference tests/reference/gta.py (tolerance
+# stated there: 1e-6 of
 # the tensor's scale for f32 output, plus 2^-8 relative for bf16), the same
 # bytes for any -j and chunk size (1KiB chunks split every tensor, so the
 # chunked top-k and L1 sums must equal the whole-tensor ones), and the
 # properties: ties with density 1 and one model is task_arithmetic,
 # identical inputs give the input, DARE keeps density * n within 4 sigma
-# and restores the L1 norm, a density that keeps nothing fails clearly.
+# and restores the L1 norm, a density that keeps nothing fails clearly;
+# DELLA keeps sum p per half of the ranks within 4 sigma, and a density
+# +/- epsilon outside (0, 1) fails naming both.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
 : "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
@@ -204,4 +207,124 @@ expect_rc 0 "dry run of dare_ties" \
     "$AMALGAM" merge dare_ties.yaml dry --dry-run
 expect_out "dare_ties\(weight=\[0.5, 0.3, -0.2\], density=\[0.3, 0.55, 0.8\], lambda=0.9, normalize=false, rescale=true" \
     "dry run lists weights, densities and the method's defaults"
+
+# --- della, della_linear (MagPrune): schema, the reference, chunking
+# (64-byte chunks split even the 1-D norms, whose ranks span the tensor),
+# options, density 0 and 1, rank-dependent keep rates, the window check
+expect_rc 0 "amalgam plugins della" "$AMALGAM" plugins della
+expect_out "epsilon +number, per-model, default 0.15" "della shows epsilon"
+expect_out "normalize +boolean, global, default true" \
+    "della normalizes by default"
+expect_out "rescale_mode +string, global, default 'l1'" \
+    "della shows rescale_mode"
+expect_rc 0 "amalgam plugins della_linear" "$AMALGAM" plugins della_linear
+expect_out "normalize +boolean, global, default false" \
+    "della_linear does not normalize by default"
+for m in della della_linear; do
+    pipe "$m.yaml" "$m" fam
+    expect_rc 0 "$m merges with 1KiB chunks, -j2" \
+        "$AMALGAM" merge "$m.yaml" "$m-a" -q -j2 --chunk-size 1KiB \
+        --out-dtype f32
+    expect_rc 0 "$m merges with 64MiB chunks, -j1" \
+        "$AMALGAM" merge "$m.yaml" "$m-b" -q -j1 --chunk-size 64MiB \
+        --out-dtype f32
+    expect_rc 0 "$m merges with 64-byte chunks, -j3" \
+        "$AMALGAM" merge "$m.yaml" "$m-c" -q -j3 --chunk-size 64 \
+        --out-dtype f32
+    same_bytes "$m-a" "$m-b" "$m: same bytes for any -j and chunk size"
+    same_bytes "$m-c" "$m-b" "$m: split 1-D tensors rank as whole ones"
+    if [ $has_numpy -eq 1 ]; then
+        # shellcheck disable=SC2086
+        expect_rc 0 "$m equals the float64 reference" \
+            "$PYTHON" "$REF" check "$m-a" --method "$m" --base fam/base \
+            $MODELS --lambda 0.9 --seed 11
+    fi
+done
+if [ $has_numpy -eq 1 ]; then
+    # shellcheck disable=SC2086
+    expect_rc 1 "the reference notices another epsilon" \
+        "$PYTHON" "$REF" check della-a --method della --base fam/base \
+        $MODELS --lambda 0.9 --seed 11 --epsilon 0.1
+    # shellcheck disable=SC2086
+    expect_rc 1 "the reference notices dare's uniform keep rate" \
+        "$PYTHON" "$REF" check della_linear-a --method dare_linear \
+        --base fam/base $MODELS --lambda 0.9 --seed 11
+fi
+# inside a chain the host calls merge on whole tensors: same bytes
+{
+    echo "seed: 11"
+    echo "steps:"
+    echo "  - name: d"
+    sed -e '/^seed:/d' -e 's/^/    /' della.yaml
+    printf '%s\n' "  - name: final" "    merge_method: linear" \
+        "    models:" "      - model: d" "        parameters: {weight: 1.0}"
+} >della_chain.yaml
+expect_rc 0 "della as the first step of a chain" \
+    "$AMALGAM" merge della_chain.yaml della-chain -q --out-dtype f32
+same_bytes della-chain della-b "della: whole-tensor merge == two passes"
+run_opt della_inv della fam f32 \
+    "--rescale-mode inverse --consensus count --epsilon 0.05" -- \
+    "rescale_mode: inverse" "consensus: count" "epsilon: 0.05"
+run_opt della_norescale della_linear fam f32 "--rescale 0 --normalize 1" \
+    -- "rescale: false" "normalize: true"
+run_opt della_bf16 della_linear famb bf16 "" --
+
+# density 0 zeroes a task vector, density 1 keeps it whatever epsilon
+printf '%s\n' "merge_method: della_linear" "base_model: fam/base" \
+    "seed: 5" "models:" "  - model: fam/expert-1" \
+    "    parameters: {weight: 0.5, density: 0.0}" \
+    "  - model: fam/expert-2" \
+    "    parameters: {weight: 0.3, density: 1.0, epsilon: 0.6}" \
+    "  - model: fam/expert-3" \
+    "    parameters: {weight: 0.2, density: 0.5, epsilon: 0.45}" \
+    "dtype: float32" >della_ends.yaml
+expect_rc 0 "della_linear with densities 0, 1 and 0.5 +/- 0.45" \
+    "$AMALGAM" merge della_ends.yaml della_ends -q --chunk-size 1KiB
+if [ $has_numpy -eq 1 ]; then
+    expect_rc 0 "density 0 and 1 as mergekit (float64 reference)" \
+        "$PYTHON" "$REF" check della_ends --method della_linear \
+        --base fam/base --model fam/expert-1 weight=0.5,density=0 \
+        --model fam/expert-2 weight=0.3,density=1,epsilon=0.6 \
+        --model fam/expert-3 weight=0.2,density=0.5,epsilon=0.45 --seed 5
+fi
+
+# keep rates follow the rank: counts per half of the ranks within 4 sigma
+for mode in l1 inverse; do
+    printf '%s\n' "merge_method: della_linear" "base_model: fam/base" \
+        "seed: 3" "models:" "  - model: fam/expert-1" \
+        "    parameters: {weight: 1.0, density: 0.4, epsilon: 0.3}" \
+        "parameters: {rescale_mode: $mode}" "dtype: float32" \
+        >"dl_$mode.yaml"
+    expect_rc 0 "della_linear ($mode) of one model" \
+        "$AMALGAM" merge "dl_$mode.yaml" "dl_$mode" -q --chunk-size 64
+    if [ $has_numpy -eq 1 ]; then
+        expect_rc 0 "della ($mode) keeps sum p per rank half, L1 restored" \
+            "$PYTHON" "$REF" della-props "dl_$mode" --base fam/base \
+            --model fam/expert-1 --density 0.4 --epsilon 0.3 \
+            --rescale-mode "$mode"
+        expect_rc 1 "the property check notices a rank-blind keep rate" \
+            "$PYTHON" "$REF" della-props "dl_$mode" --base fam/base \
+            --model fam/expert-1 --density 0.4 --epsilon 0 \
+            --rescale-mode "$mode"
+    fi
+done
+
+# density +/- epsilon must stay inside (0, 1), checked per model
+pipe della_win.yaml della fam
+sed 's/density: 0.55}/density: 0.9}/' della_win.yaml >della_hi.yaml
+expect_rc 1 "della with density 0.9 +/- 0.15 fails" \
+    "$AMALGAM" merge della_hi.yaml della_hi -q
+expect_out "density 0.9 ± epsilon 0.15 of input model 2 leaves \(0, 1\)" \
+    "the message names density, epsilon and the model"
+sed 's/density: 0.3}/density: 0.3, epsilon: 0.3}/' della_win.yaml \
+    >della_lo.yaml
+expect_rc 1 "della with density 0.3 - epsilon 0.3 = 0 fails" \
+    "$AMALGAM" merge della_lo.yaml della_lo -q
+expect_out "density 0.3 ± epsilon 0.3 of input model 1 leaves \(0, 1\)" \
+    "the message names the lower end too"
+sed 's/density: 0.3}/density: 0.3, epsilon: -0.1}/' della_win.yaml \
+    >della_neg.yaml
+expect_rc 1 "a negative epsilon fails" \
+    "$AMALGAM" merge della_neg.yaml della_neg -q
+expect_out "'epsilon' must be >= 0" "the message names epsilon's minimum"
 finish

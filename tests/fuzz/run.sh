@@ -4,7 +4,8 @@
 #
 #   tests/fuzz/run.sh BUILD_DIR TARGET SECONDS [libFuzzer options...]
 #
-# TARGET is safetensors or index (or fuzz_safetensors / fuzz_index). The
+# TARGET is safetensors, index, pipeline, config or descriptor (or the
+# binary's name, fuzz_TARGET). The
 # corpus lives in BUILD_DIR/tests/fuzz/corpus/TARGET: seeded from
 # tests/fuzz/seeds/TARGET plus a few boundary cases generated here, and kept
 # between runs so later runs start where earlier ones stopped. Crash, leak
@@ -16,7 +17,7 @@
 set -u
 
 usage() {
-    echo "usage: $0 BUILD_DIR safetensors|index SECONDS [libFuzzer options...]" >&2
+    echo "usage: $0 BUILD_DIR safetensors|index|pipeline|config|descriptor SECONDS [libFuzzer options...]" >&2
     exit 2
 }
 [ $# -ge 3 ] || usage
@@ -25,6 +26,9 @@ shift 3
 case $target in
     safetensors|fuzz_safetensors) kind=safetensors ;;
     index|fuzz_index) kind=index ;;
+    pipeline|fuzz_pipeline) kind=pipeline ;;
+    config|fuzz_config) kind=config ;;
+    descriptor|fuzz_descriptor) kind=descriptor ;;
     *) usage ;;
 esac
 case $secs in ''|*[!0-9]*) usage ;; esac
@@ -63,7 +67,7 @@ if [ "$kind" = safetensors ]; then
     st trailing '{"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}' 5
     st overflow '{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}'
     st meta '{"__metadata__":{"format":"pt","x":"y"}}'
-else
+elif [ "$kind" = index ]; then
     printf '{"weight_map":{}}' >"$corpus/gen-empty"
     printf '{"metadata":{"total_size":0},"weight_map":{"a":"s","b":"s","c":"t"}}' >"$corpus/gen-small"
     printf '[]' >"$corpus/gen-array"
@@ -75,11 +79,17 @@ count_art() {
 }
 before=$(count_art)
 log=$art/last-run.log
+# descriptor input is XORed over a template, not text: no dictionary
+case $kind in
+    pipeline) dict=-dict=$here/seeds/yaml.dict ;;
+    descriptor) dict=-max_len=4096 ;;
+    *) dict=-dict=$here/seeds/json.dict ;;
+esac
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export UBSAN_OPTIONS
 echo "run.sh: fuzz_$kind for $secs s, corpus $corpus"
 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=16384 \
-    -timeout=10 -dict="$here/seeds/json.dict" -print_final_stats=1 \
+    -timeout=10 "$dict" -print_final_stats=1 \
     -artifact_prefix="$art/" "$@" "$corpus" >"$log" 2>&1
 rc=$?
 

@@ -82,7 +82,8 @@ START_TEST(kernels_layout)
     OFF(amg_kernels, row_dot, 168);
     OFF(amg_kernels, rng_uniform, 176);
     OFF(amg_kernels, rng_bernoulli, 184);
-    OFF(amg_kernels, reserved, 192);
+    OFF(amg_kernels, row_abs_rank, 192);
+    OFF(amg_kernels, reserved, 200);
 }
 END_TEST
 

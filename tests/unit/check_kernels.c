@@ -1098,6 +1098,119 @@ START_TEST(test_rng_bernoulli)
 }
 END_TEST
 
+/* ---- row_abs_rank ---- */
+
+static void rank_case(int32_t ndim, const int64_t *shape, const float *v,
+                      const float *want)
+{
+    amg_tensor *x = mk(amg_dl_make(AMG_DL_FLOAT, 32), ndim, shape);
+    amg_tensor *o = mk(amg_dl_make(AMG_DL_FLOAT, 32), ndim, shape);
+    int64_t n = (int64_t)amg_tensor_numel(x);
+
+    memcpy(F(x), v, (size_t)n * sizeof(float));
+    memset(F(o), 0xEE, (size_t)n * sizeof(float));
+    ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
+    expect_f32(o, want, n);
+    /* in place gives the same */
+    ck_assert_int_eq(K->row_abs_rank(&ctx, x, x), AMG_OK);
+    expect_f32(x, want, n);
+    amg_tensor_free(x);
+    amg_tensor_free(o);
+}
+
+START_TEST(test_row_abs_rank_small)
+{
+    /* |x| ascending, ties by lower index: 0 (2), -0 (4), 0.5 (0), 1 (5),
+     * 2 (1), 2 (3); rank_norm = position / 5 */
+    const int64_t s6 = 6, s23[2] = { 2, 3 }, s31[2] = { 3, 1 };
+    const int64_t s223[3] = { 2, 2, 3 }, s0 = 0;
+
+    rank_case(1, &s6, (const float[]){ 0.5f, -2, 0, 2, -0.0f, 1 },
+              (const float[]){ 0.4f, 0.8f, 0, 1, 0.2f, 0.6f });
+    /* rows are independent; NaN ranks above infinity */
+    rank_case(2, s23, (const float[]){ 3, 1, -2, NAN, INFINITY, -1 },
+              (const float[]){ 1, 0, 0.5f, 1, 0.5f, 0 });
+    /* a row of one element is 0 (mergekit: 0/0) */
+    rank_case(2, s31, (const float[]){ 5, -7, 0 },
+              (const float[]){ 0, 0, 0 });
+    rank_case(0, NULL, (const float[]){ -3 }, (const float[]){ 0 });
+    /* 3-D: each dim-0 slice of 6 is one row; 1.5 and 1.50000012 differ
+     * only in the low bits */
+    rank_case(3, s223,
+              (const float[]){ 1.5f, 1.50000012f, -1.5f, 0, 9, -1,
+                               6, 5, 4, 3, 2, 1 },
+              (const float[]){ 0.4f, 0.8f, 0.6f, 0, 1, 0.2f,
+                               1, 0.8f, 0.6f, 0.4f, 0.2f, 0 });
+    {
+        amg_tensor *e = mk(amg_dl_make(AMG_DL_FLOAT, 32), 1, &s0);
+
+        ck_assert_int_eq(K->row_abs_rank(&ctx, e, e), AMG_OK);
+        amg_tensor_free(e);
+    }
+}
+END_TEST
+
+/* Reference: ascending |x|, NaN above every number, then lower index. */
+static int rank_up_cmp(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    double xa = fabs((double)rank_x[a]), xb = fabs((double)rank_x[b]);
+    int na = isnan(xa), nb = isnan(xb);
+
+    if (na != nb)
+        return na - nb;
+    if (!na && xa != xb)
+        return xa < xb ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+START_TEST(test_row_abs_rank_vs_sort)
+{
+    enum { R = 3, C = 5000 };
+    const int64_t shape[2] = { R, C };
+    amg_tensor *x = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
+    amg_tensor *o = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
+    uint32_t idx[C];
+    int r, c;
+
+    lcg_state = 99;
+    random_values(F(x), R * C);
+    ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
+    for (r = 0; r < R; r++) {
+        rank_x = F(x) + r * C;
+        for (c = 0; c < C; c++)
+            idx[c] = (uint32_t)c;
+        qsort(idx, C, sizeof(idx[0]), rank_up_cmp);
+        for (c = 0; c < C; c++) {
+            float want = (float)((double)c / (double)(C - 1));
+
+            ck_assert_msg(F(o)[r * C + (int)idx[c]] == want,
+                          "row %d, element %u (position %d): got %.9g",
+                          r, idx[c], c, (double)F(o)[r * C + (int)idx[c]]);
+        }
+    }
+    amg_tensor_free(x);
+    amg_tensor_free(o);
+}
+END_TEST
+
+START_TEST(test_row_abs_rank_errors)
+{
+    amg_tensor *x = f32z(4), *y = f32z(3), *m = mk_dt(AMG_DT_BOOL, 4);
+
+    ck_assert_ptr_nonnull(K->row_abs_rank);
+    expect_fail(K->row_abs_rank(&ctx, m, x),
+                "row_abs_rank: out has dtype bool, expected float32");
+    expect_fail(K->row_abs_rank(&ctx, x, m),
+                "row_abs_rank: x has dtype bool, expected float32");
+    expect_fail(K->row_abs_rank(&ctx, y, x),
+                "row_abs_rank: out has 3 elements, x has 4");
+    amg_tensor_free(x);
+    amg_tensor_free(y);
+    amg_tensor_free(m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1130,6 +1243,13 @@ static Suite *suite(void)
     tcase_add_test(tc, test_philox_kat);
     tcase_add_test(tc, test_rng_uniform);
     tcase_add_test(tc, test_rng_bernoulli);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("row_abs_rank");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_row_abs_rank_small);
+    tcase_add_test(tc, test_row_abs_rank_vs_sort);
+    tcase_add_test(tc, test_row_abs_rank_errors);
     suite_add_tcase(s, tc);
     return s;
 }

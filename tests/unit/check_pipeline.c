@@ -589,16 +589,35 @@ START_TEST(test_err_layer_range)
 }
 END_TEST
 
+/* mergekit's model+lora: the model and the adapter, each classified */
+START_TEST(test_lora_refs)
+{
+    amg_pipeline p;
+    amg_err err;
+
+    amg_err_clear(&err);
+    ck_assert_int_eq(parse_text(&p, "merge_method: x\nmodels:\n"
+                                "  - org/a+org/lora\n"
+                                "base_model: base+adapter\n", &err), AMG_OK);
+    ck_assert_str_eq(p.steps[0].models[0].model, "org/a");
+    ck_assert_int_eq(p.steps[0].models[0].ref, AMG_REF_HUB);
+    ck_assert_str_eq(p.steps[0].models[0].lora, "org/lora");
+    ck_assert_int_eq(p.steps[0].models[0].lora_ref, AMG_REF_HUB);
+    ck_assert_str_eq(p.steps[0].base->model, "base");
+    ck_assert_int_eq(p.steps[0].base->ref, AMG_REF_PATH);
+    ck_assert_str_eq(p.steps[0].base->lora, "adapter");
+    ck_assert_int_eq(p.steps[0].base->lora_ref, AMG_REF_PATH);
+    amg_pipeline_free(&p);
+    expect_error("steps:\n  - name: s1\n    merge_method: x\n"
+                 "    models: [a]\n  - name: s2\n    merge_method: x\n"
+                 "    models: [s1+adapter]\n", AMG_EINVAL,
+                 "p.yaml:7:14: 's1+adapter': a LoRA adapter folds into a "
+                 "model, not into step 's1'");
+}
+END_TEST
+
 START_TEST(test_err_refs)
 {
-    expect_error("merge_method: x\nmodels:\n  - org/a+org/lora\n",
-                 AMG_EUNSUPPORTED,
-                 "p.yaml:3:5: 'org/a+org/lora': LoRA adapters are not "
-                 "supported yet (merge the adapter into its base first)");
-    expect_error("merge_method: x\nmodels: [a]\nbase_model: base+adapter\n",
-                 AMG_EUNSUPPORTED,
-                 "p.yaml:3:13: 'base+adapter': LoRA adapters are not "
-                 "supported yet (merge the adapter into its base first)");
     expect_error("merge_method: x\nmodels:\n"
                  "  - model: {model: a, lora: b}\n", AMG_EUNSUPPORTED,
                  "p.yaml:3:12: 'model' written as a mapping ({model, lora, "
@@ -961,6 +980,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(tc, test_err_required);
     tcase_add_test(tc, test_err_values);
     tcase_add_test(tc, test_err_layer_range);
+    tcase_add_test(tc, test_lora_refs);
     tcase_add_test(tc, test_err_refs);
     tcase_add_test(tc, test_err_steps);
     tcase_add_test(tc, test_err_document);

@@ -865,14 +865,22 @@ END_TEST
 
 START_TEST(error_hub_reference)
 {
+    char *cache = tu_mkdtemp();
+
+    /* offline and an empty cache: resolved without any network */
+    setenv("HF_HUB_OFFLINE", "1", 1);
+    setenv("HF_HUB_CACHE", cache, 1);
     expect_error("merge_method: good_mean\n"
                  "models:\n"
                  "  - model: e1\n"
                  "  - model: org/name\n",
                  AMG_ENOTFOUND,
-                 "4:12: 'org/name' is not in the local cache (downloading "
-                 "from the Hugging Face Hub is not supported yet; pass a "
-                 "local folder)");
+                 "4:12: 'org/name@main' is not in the local cache and "
+                 "HF_HUB_OFFLINE is set: fetch it while online ('amalgam "
+                 "fetch org/name@main')");
+    unsetenv("HF_HUB_OFFLINE");
+    unsetenv("HF_HUB_CACHE");
+    tu_rmtree(cache);
 }
 END_TEST
 

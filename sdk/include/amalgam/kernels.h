@@ -149,7 +149,23 @@ typedef struct amg_kernels {
     int32_t (*rng_bernoulli)(amg_ctx *ctx, amg_tensor *mask, double p,
                              uint64_t seed, uint64_t stream);
 
-    void *reserved[16];            /* NULL; appended entries go here */
+    /* ---- entries appended after ABI 0.1 (test for NULL before use) ---- */
+
+    /* Magnitude rank within each row, scaled to [0, 1] (DELLA's MagPrune).
+     * Rows are dimension 0; a 0-D or 1-D x is one row. With ranks 1..n by
+     * ascending |x| in a row of n elements, out[r][c] = (float)((double)
+     * (rank - 1) / (double)(n - 1)): 0 for the smallest, 1 for the largest.
+     * Equal magnitudes (+0 and -0 included) rank by lower column first;
+     * mergekit's argsort(argsort(|x|)) leaves that order unspecified. NaN
+     * ranks above every number (as torch.sort places it), NaNs among
+     * themselves by their bits then column. A row of one element gives 0
+     * (mergekit divides 0 by 0 there). Ranks depend on the whole row, so a
+     * row chunk must hold whole rows: a 1-D tensor split into chunks ranks
+     * each chunk on its own. out is F32 like x and may alias it. */
+    int32_t (*row_abs_rank)(amg_ctx *ctx, amg_tensor *out,
+                            const amg_tensor *x);
+
+    void *reserved[15];            /* NULL; appended entries go here */
 } amg_kernels;
 
 #ifdef __cplusplus

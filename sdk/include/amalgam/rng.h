@@ -9,9 +9,13 @@
  * easy as 1, 2, 3", SC'11), the one cuRAND and PyTorch use for this reason.
  *
  *   key     = (seed low 32 bits, seed high 32 bits)
- *   counter = (index low, index high, stream low, stream high)
- *   u32     = first word of Philox4x32-10(counter, key)
+ *   block   = index >> 2
+ *   counter = (block low, block high, stream low, stream high)
+ *   u32     = word (index & 3) of Philox4x32-10(counter, key)
  *   uniform = (u32 >> 8) * 2^-24, in [0, 1), exactly representable in f32
+ *
+ * One Philox call thus serves four consecutive elements; a fill computes
+ * each block once, whatever index its chunk starts at.
  *
  * Per-tensor seeds come from amg_rng_tensor_seed(pipeline seed, tensor name),
  * so two tensors never share a stream and renaming a pipeline step does not
@@ -68,14 +72,15 @@ static inline AMG_RNG_HD void amg_rng_philox(uint64_t seed, uint64_t stream,
     out[3] = c3;
 }
 
-/* Uniform in [0, 1) for element index of (seed, stream). */
+/* Uniform in [0, 1) for element index of (seed, stream): word index & 3
+ * of block index >> 2. */
 static inline AMG_RNG_HD float amg_rng_uniform(uint64_t seed, uint64_t stream,
                                                uint64_t index)
 {
     uint32_t w[4];
 
-    amg_rng_philox(seed, stream, index, w);
-    return (float)(w[0] >> 8) * (1.0f / 16777216.0f);
+    amg_rng_philox(seed, stream, index >> 2, w);
+    return (float)(w[index & 3] >> 8) * (1.0f / 16777216.0f);
 }
 
 /* 1 with probability p (p outside [0, 1] clamps), else 0. */
