@@ -8,13 +8,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "hub_cache.h"
 #include "model_ref.h"
@@ -31,19 +31,7 @@ static const char usage_text[] =
     "   -q, --quiet           rm: print nothing but errors\n"
     "   -h, --help            show this help\n";
 
-static int usage_error(const char *fmt, ...) AMG_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nsee 'amalgam cache --help'\n", stderr);
-    return AMG_EXIT_USAGE;
-}
+#define usage_error(...) amg_cli_usage_error("cache", __VA_ARGS__)
 
 /* Bytes in blobs/: what the repository takes on disk. */
 static uint64_t blobs_size(const char *repo_dir)

@@ -26,13 +26,13 @@
 #include <ftw.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "crash_guard.h"
 #include "dtype.h"
@@ -120,70 +120,11 @@ static void on_signal(int sig)
     demo_abort = 1;
 }
 
-static int usage_error(const char *fmt, ...) AMG_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nsee 'amalgam demo --help'\n", stderr);
-    return AMG_EXIT_USAGE;
-}
-
-static int parse_jobs(const char *s, long *out)
-{
-    char *end;
-    long v;
-
-    if (*s < '0' || *s > '9')
-        goto bad;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < 1 || v > DEMO_MAX_JOBS)
-        goto bad;
-    *out = v;
-    return 0;
-bad:
-    usage_error("invalid value '%s' for -j: expected a whole number from 1 "
-                "to %d", s, DEMO_MAX_JOBS);
-    return -1;
-}
-
-/* The value of an option spelled "-j N", "-jN", "--jobs N" or
- * "--jobs=N" (and likewise --keep). NULL with *missing set when absent. */
-static const char *opt_value(int argc, char **argv, int *i,
-                             const char *shrt, const char *lng, int *missing)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-
-    if (shrt && !strncmp(a, shrt, 2) && a[2])
-        return a + 2;
-    if (!strncmp(a, lng, n) && a[n] == '=')
-        return a + n + 1;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-static int is_opt(const char *a, const char *shrt, const char *lng)
-{
-    size_t n = strlen(lng);
-
-    if (shrt && !strncmp(a, shrt, 2))
-        return 1;
-    return !strncmp(a, lng, n) && (a[n] == '\0' || a[n] == '=');
-}
+#define usage_error(...) amg_cli_usage_error("demo", __VA_ARGS__)
 
 static int parse_args(demo_args *a, int argc, char **argv)
 {
-    int i, missing = 0;
+    int i, matched, missing = 0;
     const char *v;
 
     for (i = 1; i < argc; i++) {
@@ -191,13 +132,16 @@ static int parse_args(demo_args *a, int argc, char **argv)
 
         if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1;
-        } else if (is_opt(s, "-j", "--jobs")) {
-            if (!(v = opt_value(argc, argv, &i, "-j", "--jobs", &missing)))
+        } else if ((v = amg_cli_opt_value(argc, argv, &i, "--jobs", "-j",
+                                          &matched, &missing)) || matched) {
+            if (missing)
                 break;
-            if (parse_jobs(v, &a->jobs))
+            if (amg_cli_parse_long("demo", "-j", v, 1, DEMO_MAX_JOBS,
+                                   &a->jobs))
                 return -1;
-        } else if (is_opt(s, NULL, "--keep")) {
-            if (!(v = opt_value(argc, argv, &i, NULL, "--keep", &missing)))
+        } else if ((v = amg_cli_opt_value(argc, argv, &i, "--keep", NULL,
+                                          &matched, &missing)) || matched) {
+            if (missing)
                 break;
             if (!*v)
                 return usage_error("--keep needs a folder"), -1;
@@ -293,7 +237,7 @@ static void demo_synth_opts(amg_synth_opts *o, int expert)
 static int write_inputs(const char *dir, int quiet, amg_err *err)
 {
     amg_synth_opts o;
-    char name[32], *path;
+    char *path;
     int k, rc = AMG_OK;
 
     if (!quiet)
@@ -302,11 +246,7 @@ static int write_inputs(const char *dir, int quiet, amg_err *err)
     for (k = 0; k <= DEMO_EXPERTS && !rc; k++) {
         if (demo_abort)
             return amg_err_set(err, AMG_EABORTED, "interrupted");
-        if (k == 0)
-            snprintf(name, sizeof(name), "base");
-        else
-            snprintf(name, sizeof(name), "expert-%d", k);
-        if (!(path = amg_path_join(dir, name)))
+        if (!(path = amg_synth_family_path(dir, k)))
             return amg_err_set(err, AMG_ENOMEM, "out of memory");
         demo_synth_opts(&o, k);
         rc = amg_synth_write(&o, path, 0, err);
@@ -505,7 +445,7 @@ static int measure_dir(const char *dir, survival *sv, uint64_t *n_params,
                        amg_err *err)
 {
     amg_model merged, in[DEMO_EXPERTS + 1];
-    char name[32], *path;
+    char *path;
     int k, opened = 0, rc;
     size_t i;
 
@@ -518,11 +458,7 @@ static int measure_dir(const char *dir, survival *sv, uint64_t *n_params,
     if (rc)
         return rc;
     for (k = 0; k <= DEMO_EXPERTS && !rc; k++) {
-        if (k == 0)
-            snprintf(name, sizeof(name), "base");
-        else
-            snprintf(name, sizeof(name), "expert-%d", k);
-        if (!(path = amg_path_join(dir, name))) {
+        if (!(path = amg_synth_family_path(dir, k))) {
             rc = amg_err_set(err, AMG_ENOMEM, "out of memory");
             break;
         }

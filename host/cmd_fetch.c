@@ -5,11 +5,11 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "hub_fetch.h"
 #include "model_ref.h"
@@ -41,19 +41,7 @@ typedef struct fetch_args {
     amg_fetch_opts o;
 } fetch_args;
 
-static int usage_error(const char *fmt, ...) AMG_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nsee 'amalgam fetch --help'\n", stderr);
-    return AMG_EXIT_USAGE;
-}
+#define usage_error(...) amg_cli_usage_error("fetch", __VA_ARGS__)
 
 static int push(fetch_args *a, const char *glob)
 {

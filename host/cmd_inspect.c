@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "dtype.h"
 #include "model.h"
@@ -366,45 +366,9 @@ static json_t *build_json(const amg_model *m, const summary *s, int tensors)
     return root;
 }
 
-static int print_json(const amg_model *m, const summary *s, int tensors)
-{
-    json_t *root = build_json(m, s, tensors);
-    int rc = 0;
-
-    if (!root || json_dumpf(root, stdout,
-                            JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
-        rc = -1;
-    else
-        putchar('\n');
-    json_decref(root);
-    return rc;
-}
-
 /* ---- command ---- */
 
-/* Report a failed stdout the way git does: a reader that went away (EPIPE)
- * is not worth a message, anything else is. */
-static int finish_output(void)
-{
-    int failed = fflush(stdout) != 0 || ferror(stdout);
-    int e = errno;
-
-    if (!failed)
-        return AMG_EXIT_OK;
-    if (e != EPIPE) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "cannot write to standard output: %s",
-                 strerror(e));
-        amg_die_msg(msg);
-    }
-    return AMG_EXIT_FAIL;
-}
-
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "error: %s\n\n%s", msg, usage_text);
-    return AMG_EXIT_USAGE;
-}
+#define usage_error(msg) amg_cli_usage_help(usage_text, msg)
 
 int amg_cmd_inspect(int argc, char **argv)
 {
@@ -420,7 +384,7 @@ int amg_cmd_inspect(int argc, char **argv)
 
         if (opts && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             fputs(usage_text, stdout);
-            return finish_output();
+            return amg_cli_finish_output();
         } else if (opts && !strcmp(a, "--json")) {
             json = 1;
         } else if (opts && !strcmp(a, "--no-tensors")) {
@@ -452,7 +416,8 @@ int amg_cmd_inspect(int argc, char **argv)
         return AMG_EXIT_FAIL;
     }
     if (json) {
-        if (print_json(&m, &s, tensors) && !ferror(stdout)) {
+        if (amg_cli_print_json(build_json(&m, &s, tensors)) &&
+            !ferror(stdout)) {
             amg_die_msg("out of memory formatting JSON");
             rc = AMG_EXIT_FAIL;
             goto out;
@@ -460,7 +425,7 @@ int amg_cmd_inspect(int argc, char **argv)
     } else {
         print_text(&m, &s, tensors);
     }
-    rc = finish_output();
+    rc = amg_cli_finish_output();
 out:
     free(s.shard);
     amg_model_close(&m);

@@ -10,15 +10,14 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "crash_guard.h"
 #include "executor.h"
@@ -78,51 +77,7 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static int usage_error(const char *fmt, ...) AMG_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nsee 'amalgam merge --help'\n", stderr);
-    return AMG_EXIT_USAGE;
-}
-
-/* "--opt VALUE" or "--opt=VALUE" (short names only the first form). NULL
- * when argv[*i] is not opt; *missing when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-                             const char *alias, int *matched, int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    *matched = 0;
-    if (alias && !strcmp(a, alias))
-        goto next;
-    if (alias && !strncmp(a, alias, strlen(alias))) {   /* -j4 */
-        *matched = 1;
-        return a + strlen(alias);
-    }
-    if (strncmp(a, name, n))
-        return NULL;
-    if (a[n] == '=') {
-        *matched = 1;
-        return a + n + 1;
-    }
-    if (a[n])
-        return NULL;
-next:
-    *matched = 1;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
+#define usage_error(...) amg_cli_usage_error("merge", __VA_ARGS__)
 
 static int push(const char ***list, size_t *n, const char *v)
 {
@@ -132,20 +87,6 @@ static int push(const char ***list, size_t *n, const char *v)
         return -1;
     l[(*n)++] = v;
     *list = l;
-    return 0;
-}
-
-static int parse_jobs(const char *s, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = (*s >= '0' && *s <= '9') ? strtol(s, &end, 10) : -1;
-    if (v < 1 || v > 4096 || errno || *end)
-        return usage_error("invalid value '%s' for --jobs: expected a whole "
-                           "number from 1 to 4096", s);
-    *out = v;
     return 0;
 }
 
@@ -175,8 +116,8 @@ static int parse_valued(merge_args *a, int argc, char **argv, int *i)
     size_t k;
 
     for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
-        v = opt_value(argc, argv, i, opts[k].name, opts[k].alias, &matched,
-                      &missing);
+        v = amg_cli_opt_value(argc, argv, i, opts[k].name, opts[k].alias,
+                              &matched, &missing);
         if (matched)
             break;
     }
@@ -186,7 +127,8 @@ static int parse_valued(merge_args *a, int argc, char **argv, int *i)
         return usage_error("option %s needs a value", opts[k].name);
     switch (k) {
     case 0:
-        return parse_jobs(v, &a->jobs) ? AMG_EXIT_USAGE : 0;
+        return amg_cli_parse_long("merge", "--jobs", v, 1, 4096, &a->jobs)
+                   ? AMG_EXIT_USAGE : 0;
     case 1:
         return parse_size_opt("--chunk-size", v, &a->chunk) ? AMG_EXIT_USAGE
                                                             : 0;

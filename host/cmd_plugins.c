@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "plugin_catalog.h"
 #include "plugin_loader.h"
@@ -356,19 +356,6 @@ static json_t *json_strategy(const amg_strategy_info *s, int full)
     return o;
 }
 
-static int print_json(json_t *root)
-{
-    int rc = 0;
-
-    if (!root || json_dumpf(root, stdout,
-                            JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
-        rc = -1;
-    else
-        putchar('\n');
-    json_decref(root);
-    return rc;
-}
-
 /* ---- where we looked ---- */
 
 /* The explicit files and the directories, for "searched: ...". */
@@ -444,74 +431,36 @@ static const char *near_name(const amg_catalog *c, const char *name)
 
 /* ---- command ---- */
 
-static int finish_output(void)
-{
-    int failed = fflush(stdout) != 0 || ferror(stdout);
-    int e = errno;
-    char msg[256];
-
-    if (!failed)
-        return AMG_EXIT_OK;
-    if (e != EPIPE) {
-        snprintf(msg, sizeof(msg), "cannot write to standard output: %s",
-                 strerror(e));
-        amg_die_msg(msg);
-    }
-    return AMG_EXIT_FAIL;
-}
-
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "error: %s\n\n%s", msg, usage_text);
-    return AMG_EXIT_USAGE;
-}
-
-/* The value of an option given as "--opt VALUE" or "--opt=VALUE"; NULL when
- * a is not that option. *i moves past a separate value. */
-static const char *opt_value(const char *opt, int argc, char **argv, int *i,
-                             int *missing)
-{
-    const char *a = argv[*i];
-    size_t len = strlen(opt);
-
-    *missing = 0;
-    if (strncmp(a, opt, len))
-        return NULL;
-    if (a[len] == '=')
-        return a + len + 1;
-    if (a[len])
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
+#define usage_error(msg) amg_cli_usage_help(usage_text, msg)
 
 /* 0 to go on, else the exit status (help printed or usage error). */
 static int parse_args(options *o, int argc, char **argv)
 {
     char msg[512];
     const char *v;
-    int i, opts = 1, missing;
+    int i, opts = 1, matched, missing;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 
         if (opts && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             fputs(usage_text, stdout);
-            return finish_output() == AMG_EXIT_OK ? -1 : AMG_EXIT_FAIL;
+            return amg_cli_finish_output() == AMG_EXIT_OK ? -1
+                                                          : AMG_EXIT_FAIL;
         } else if (opts && !strcmp(a, "--json")) {
             o->json = 1;
         } else if (opts && !strcmp(a, "--allow-insecure-plugins")) {
             o->flags |= AMG_LOAD_ALLOW_INSECURE;
-        } else if (opts && ((v = opt_value("--plugin", argc, argv, &i,
-                                           &missing)) || missing)) {
+        } else if (opts && ((v = amg_cli_opt_value(argc, argv, &i,
+                                                   "--plugin", NULL, &matched,
+                                                   &missing)) || matched)) {
             if (missing)
                 return usage_error("option '--plugin' needs a file");
             o->files[o->n_files++] = v;
-        } else if (opts && ((v = opt_value("--plugin-path", argc, argv, &i,
-                                           &missing)) || missing)) {
+        } else if (opts && ((v = amg_cli_opt_value(argc, argv, &i,
+                                                   "--plugin-path", NULL,
+                                                   &matched, &missing)) ||
+                            matched)) {
             if (missing)
                 return usage_error("option '--plugin-path' needs a directory");
             o->dirs[o->n_dirs++] = v;
@@ -550,7 +499,7 @@ static int show(const options *o, const amg_catalog *c)
         }
         if (!o->json) {
             print_detail(s);
-            return finish_output();
+            return amg_cli_finish_output();
         }
         root = json_strategy(s, 1);
     } else if (!o->json) {
@@ -558,7 +507,7 @@ static int show(const options *o, const amg_catalog *c)
             print_table(c);
         else
             print_none(o);
-        return finish_output();
+        return amg_cli_finish_output();
     } else {
         json_t *a = json_array();
         root = json_object();
@@ -567,11 +516,11 @@ static int show(const options *o, const amg_catalog *c)
         json_object_set_new(root, "strategies", a);
         json_object_set_new(root, "searched", searched_list(o));
     }
-    if (print_json(root) && !ferror(stdout)) {
+    if (amg_cli_print_json(root) && !ferror(stdout)) {
         amg_die_msg("out of memory formatting JSON");
         return AMG_EXIT_FAIL;
     }
-    return finish_output();
+    return amg_cli_finish_output();
 }
 
 int amg_cmd_plugins(int argc, char **argv)

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "synth.h"
 #include "util.h"
@@ -70,43 +70,7 @@ typedef struct synth_args {
     int force;
 } synth_args;
 
-static int usage_error(const char *fmt, ...) AMG_PRINTF(1, 2);
-
-/* Print "error: <msg>" and the pointer to --help; returns the usage exit
- * status. */
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nsee 'amalgam synth --help'\n", stderr);
-    return AMG_EXIT_USAGE;
-}
-
-/* A whole number from lo to hi, decimal digits only (strtol would take
- * leading blanks, a sign and "0x" prefixes on some paths). */
-static int parse_int(const char *opt, const char *s, long lo, long hi,
-                     long *out)
-{
-    char *end;
-    long v;
-
-    if (*s < '0' || *s > '9')
-        goto bad;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        goto bad;
-    *out = v;
-    return 0;
-bad:
-    usage_error("invalid value '%s' for %s: expected a whole number from %ld "
-                "to %ld", s, opt, lo, hi);
-    return -1;
-}
+#define usage_error(...) amg_cli_usage_error("synth", __VA_ARGS__)
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
 {
@@ -146,31 +110,6 @@ static int parse_float(const char *opt, const char *s, double lo, double hi,
     return 0;
 }
 
-/* Options taking a value accept "--opt VALUE" and "--opt=VALUE". Returns
- * the value (advancing *i past it), or NULL with *missing set. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-                             int *matched, int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-
-    *matched = 0;
-    if (strncmp(a, name, n))
-        return NULL;
-    if (a[n] == '=') {
-        *matched = 1;
-        return a + n + 1;
-    }
-    if (a[n])
-        return NULL;
-    *matched = 1;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Parse one option at argv[*i]. Returns 0 when handled, 1 when argv[*i] is
  * not an option of synth, -1 after printing a usage error. */
 static int parse_option(synth_args *a, int argc, char **argv, int *i)
@@ -196,27 +135,29 @@ static int parse_option(synth_args *a, int argc, char **argv, int *i)
     amg_err err;
 
     for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) {
-        v = opt_value(argc, argv, i, ints[k].name, &matched, &missing);
+        v = amg_cli_opt_value(argc, argv, i, ints[k].name, NULL, &matched,
+                              &missing);
         if (!matched)
             continue;
         if (!v)
             break;
-        if (parse_int(ints[k].name, v, ints[k].lo, ints[k].hi, &n))
+        if (amg_cli_parse_long("synth", ints[k].name, v, ints[k].lo,
+                               ints[k].hi, &n))
             return -1;
         *(int *)((char *)&a->o + ints[k].off) = (int)n;
         if (!strcmp(ints[k].name, "--expert"))
             a->expert_given = 1;
         return 0;
     }
-    if (!missing && (v = opt_value(argc, argv, i, "--dtype", &matched,
-                                   &missing))) {
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--dtype",
+                                           NULL, &matched, &missing))) {
         if (amg_dtype_parse_user(v, &a->o.dtype))
             return usage_error("unknown dtype '%s' (use bf16, f16, f32 or "
                                "f64)", v), -1;
         return 0;
     }
-    if (!missing && (v = opt_value(argc, argv, i, "--shard-size", &matched,
-                                   &missing))) {
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--shard-size",
+                                           NULL, &matched, &missing))) {
         amg_err_clear(&err);
         if (amg_parse_size(v, &a->o.shard_size, &err))
             return usage_error("%s", err.msg), -1;
@@ -225,25 +166,26 @@ static int parse_option(synth_args *a, int argc, char **argv, int *i)
                    -1;
         return 0;
     }
-    if (!missing && (v = opt_value(argc, argv, i, "--seed", &matched,
-                                   &missing)))
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--seed",
+                                           NULL, &matched, &missing)))
         return parse_u64("--seed", v, &a->o.seed);
-    if (!missing && (v = opt_value(argc, argv, i, "--delta-scale", &matched,
-                                   &missing)))
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--delta-scale",
+                                           NULL, &matched, &missing)))
         return parse_float("--delta-scale", v, 0.0, 1e6, &a->o.delta_scale);
-    if (!missing && (v = opt_value(argc, argv, i, "--agree", &matched,
-                                   &missing)))
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--agree",
+                                           NULL, &matched, &missing)))
         return parse_float("--agree", v, 0.0, 1.0, &a->o.agree);
-    if (!missing && (v = opt_value(argc, argv, i, "--family", &matched,
-                                   &missing))) {
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--family",
+                                           NULL, &matched, &missing))) {
         if (!*v)
             return usage_error("--family needs a folder"), -1;
         a->family = v;
         return 0;
     }
-    if (!missing && (v = opt_value(argc, argv, i, "--experts", &matched,
-                                   &missing)))
-        return parse_int("--experts", v, 1, MAX_EXPERTS, &a->experts);
+    if (!missing && (v = amg_cli_opt_value(argc, argv, i, "--experts",
+                                           NULL, &matched, &missing)))
+        return amg_cli_parse_long("synth", "--experts", v, 1, MAX_EXPERTS,
+                                  &a->experts);
     if (missing)
         return usage_error("option '%s' needs a value", argv[*i]), -1;
     if (!strcmp(argv[*i], "--tie")) {
@@ -393,13 +335,7 @@ static int write_family(synth_args *a)
         goto out;
     }
     for (k = 0; k <= a->experts; k++) {
-        char name[32];
-
-        if (k == 0)
-            snprintf(name, sizeof(name), "base");
-        else
-            snprintf(name, sizeof(name), "expert-%ld", k);
-        if (!(dirs[k] = amg_path_join(a->family, name))) {
+        if (!(dirs[k] = amg_synth_family_path(a->family, k))) {
             amg_die_msg("out of memory");
             goto out;
         }

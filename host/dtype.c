@@ -115,28 +115,6 @@ int amg_dtype_parse_user(const char *name, amg_dtype *out)
 /* ---- bulk conversion (per-element rules live in fpconv.h) ---- */
 /* AMG-DTYPE-CONVERSIONS: amg_to_f32 / amg_from_f32 go here. */
 
-/* Little-endian loads and stores at any alignment, independent of the host's
- * byte order. */
-static uint64_t ld_le(const unsigned char *p, size_t size)
-{
-    uint64_t v = 0;
-    size_t i;
-
-    for (i = size; i-- > 0;)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void st_le(unsigned char *p, uint64_t v, size_t size)
-{
-    size_t i;
-
-    for (i = 0; i < size; i++) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
 /*
  * Fast paths for the types every merge reads and writes. On a little-endian
  * host an element is a plain (unaligned) load, so these loops are simple
@@ -220,7 +198,7 @@ void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n)
 #endif
 
     for (i = 0; i < n; i++, p += sz) {
-        v = ld_le(p, sz);
+        v = amg_load_le(p, sz);
         switch (src) {
         case AMG_DT_F64:
             memcpy(&d, &v, sizeof(d));
@@ -351,6 +329,6 @@ void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n)
         default:
             return;
         }
-        st_le(p, v, sz);
+        amg_store_le(p, v, sz);
     }
 }

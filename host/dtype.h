@@ -67,4 +67,27 @@ void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n);
  */
 void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n);
 
+/* An unsigned little-endian integer of size bytes (1 to 8) loaded from or
+ * stored at p, any alignment, independent of the host's byte order. Inline:
+ * the conversion loops call them once per element. */
+static inline uint64_t amg_load_le(const unsigned char *p, size_t size)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = size; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void amg_store_le(unsigned char *p, uint64_t v, size_t size)
+{
+    size_t i;
+
+    for (i = 0; i < size; i++) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
 #endif

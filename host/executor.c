@@ -68,6 +68,8 @@ typedef struct node_val {
                                           mapped f32 source */
     amg_tensor *t;                     /* handle over the current rows */
     const amg_tensor **ins;            /* MERGE: input handles */
+    const amg_tensor **aux;            /* MERGE with aux: per input, the
+                                          auxiliary handle or NULL */
     const amg_params **ps;             /* MERGE: per-model views */
 } node_val;
 
@@ -127,6 +129,9 @@ static int list_inputs(worker *wk, const amg_plan_node *nd, amg_err *err)
         rc = list_nodes(wk, nd->base, err);
     for (i = 0; rc == AMG_OK && i < nd->n_inputs; i++)
         rc = list_nodes(wk, nd->inputs[i], err);
+    for (i = 0; rc == AMG_OK && nd->aux && i < nd->n_inputs; i++)
+        if (nd->aux[i] != AMG_NO_NODE)
+            rc = list_nodes(wk, nd->aux[i], err);
     return rc;
 }
 
@@ -225,6 +230,7 @@ static void free_vals(worker *wk)
         free(wk->vals[i].buf);
         amg_tensor_free(wk->vals[i].t);
         free(wk->vals[i].ins);
+        free(wk->vals[i].aux);
         free(wk->vals[i].ps);
     }
     memset(wk->vals, 0, wk->n_order * sizeof(*wk->vals));
@@ -239,7 +245,7 @@ static const float *mapped_f32(const amg_plan *plan, const amg_plan_node *nd)
     if (nd->kind != AMG_NODE_LOAD || nd->cropped || nd->lora_mod ||
         nd->src->t->dtype != AMG_DT_F32)
         return NULL;
-    p = amg_st_data(amg_model_shard(&plan->models[nd->model], nd->src),
+    p = amg_st_data(amg_model_shard(amg_plan_load_model(plan, nd), nd->src),
                     nd->src->t);
     return p && ((uintptr_t)p % sizeof(float)) == 0 ? p : NULL;
 }
@@ -287,6 +293,14 @@ static int setup_val(worker *wk, const tshape *ts, size_t k, const char *name,
         v->ins[i] = wk->vals[wk->slot[nd->inputs[i]]].t;
         v->ps[i] = (const amg_params *)&nd->per_model[i];
     }
+    if (!nd->aux)
+        return AMG_OK;
+    v->aux = calloc(nd->n_inputs ? nd->n_inputs : 1, sizeof(*v->aux));
+    if (!v->aux)
+        return amg_err_set(err, AMG_ENOMEM, "out of memory");
+    for (i = 0; i < nd->n_inputs; i++)
+        if (nd->aux[i] != AMG_NO_NODE)
+            v->aux[i] = wk->vals[wk->slot[nd->aux[i]]].t;
     return AMG_OK;
 }
 
@@ -316,7 +330,8 @@ static int load_rows(worker *wk, const amg_plan_node *nd, const tshape *ts,
                      uint64_t r0, uint64_t rows, float *dst, amg_err *err)
 {
     const amg_plan *plan = wk->run->plan;
-    const amg_st_file *f = amg_model_shard(&plan->models[nd->model], nd->src);
+    const amg_st_file *f = amg_model_shard(amg_plan_load_model(plan, nd),
+                                           nd->src);
     const amg_st_tensor *st = nd->src->t;
     size_t es = amg_dtype_size(st->dtype);
     uint64_t src_rows = st->ndim ? st->shape[0] : 1;
@@ -379,6 +394,7 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
     c.n_layers = run->plan->out_layers > 0 ? run->plan->out_layers : 0;
     c.base = nd->base != AMG_NO_NODE ? wk->vals[wk->slot[nd->base]].t : NULL;
     c.inputs = v->ins;
+    c.aux = v->aux;
     c.input_params = v->ps;
     c.params = (const amg_params *)&nd->global;
     c.out = v->t;
@@ -471,7 +487,7 @@ static int copy_tensor(worker *wk, size_t ti, const amg_plan_node *nd,
                        amg_err *err)
 {
     exec_run *run = wk->run;
-    const amg_st_file *f = amg_model_shard(&run->plan->models[nd->model],
+    const amg_st_file *f = amg_model_shard(amg_plan_load_model(run->plan, nd),
                                            nd->src);
     const amg_st_tensor *st = nd->src->t;
     uint64_t total = st->end - st->begin, off, len;

@@ -46,11 +46,6 @@ static void usage(FILE *out)
           "see amalgam(1)\n", out);
 }
 
-void amg_die_msg(const char *msg)
-{
-    fprintf(stderr, "error: %s\n", msg);
-}
-
 int main(int argc, char **argv)
 {
     size_t i;

@@ -58,12 +58,14 @@ static const char *const PLAIN_KEYS[] = {
 static const char *const TOP_KEYS[] = {
     "steps", "output", "seed", "plugin", NULL
 };
-static const char *const MODEL_KEYS[] = { "model", "parameters", NULL };
+static const char *const MODEL_KEYS[] = {
+    "model", "parameters", "fisher", NULL
+};
 static const char *const SLICE_KEYS[] = {
     "sources", "base_model", "parameters", "residual_weight", NULL
 };
 static const char *const SOURCE_KEYS[] = {
-    "model", "layer_range", "parameters", NULL
+    "model", "layer_range", "parameters", "fisher", NULL
 };
 static const char *const FILTER_KEYS[] = { "filter", "value", NULL };
 
@@ -235,6 +237,7 @@ static void source_free(amg_source *s)
         return;
     free(s->model);
     free(s->lora);
+    free(s->fisher);
     pset_free(&s->params);
 }
 
@@ -680,6 +683,26 @@ static int nonempty_list(pctx *c, const amg_ynode *n, const char *key,
     return AMG_OK;
 }
 
+/* `fisher: PATH` on a model entry or slice source: a local path only (a
+ * Hub reference would need a fetch rule of its own). Whether the strategy
+ * takes auxiliary tensors is the plan's check: it knows the strategy. */
+static int parse_fisher(pctx *c, const amg_ynode *n, amg_source *s)
+{
+    const amg_ynode *v = amg_ynode_get(n, "fisher");
+
+    if (!v)
+        return AMG_OK;
+    s->fisher_pos = pos_of(v);
+    if (!is_text(v) || !v->str[0])
+        return perr(c, AMG_EFORMAT, v, "'fisher' must be the path of a "
+                    "safetensors file or of a folder holding one; got %s",
+                    is_text(v) ? "an empty string" : amg_ynode_kind_name(v));
+    s->fisher = v->str[0] == '/' || !c->dir[0]
+                    ? amg_strdup(v->str)
+                    : amg_path_join(c->dir, v->str);
+    return s->fisher ? AMG_OK : oom(c);
+}
+
 static int parse_model_entry(pctx *c, const amg_ynode *n, amg_source *s)
 {
     const amg_ynode *m, *key;
@@ -710,6 +733,8 @@ static int parse_model_entry(pctx *c, const amg_ynode *n, amg_source *s)
     rc = model_node(c, m, "model", s);
     if (rc == AMG_OK && (m = amg_ynode_get(n, "parameters")))
         rc = parse_pset(c, m, &s->params);
+    if (rc == AMG_OK)
+        rc = parse_fisher(c, n, s);
     return rc;
 }
 
@@ -795,6 +820,8 @@ static int parse_slice_source(pctx *c, const amg_ynode *n, amg_source *s)
         rc = parse_range(c, r, s);
     if (rc == AMG_OK && (m = amg_ynode_get(n, "parameters")))
         rc = parse_pset(c, m, &s->params);
+    if (rc == AMG_OK)
+        rc = parse_fisher(c, n, s);
     return rc;
 }
 

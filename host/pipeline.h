@@ -6,11 +6,12 @@
  * model is opened; every error carries file:line:column and a hint.
  *
  * Accepted top level, mergekit's schema:
- *   merge_method, base_model, models: [{model, parameters}],
- *   slices: [{sources: [{model, layer_range: [a, b], parameters}],
+ *   merge_method, base_model, models: [{model, parameters, fisher}],
+ *   slices: [{sources: [{model, layer_range: [a, b], parameters, fisher}],
  *             base_model, parameters}],
  *   parameters, dtype, out_dtype, tokenizer_source, chat_template
- * plus amalgam's: seed, plugin (a plugin file), and
+ * plus amalgam's: seed, plugin (a plugin file), fisher (per model: a file
+ * of auxiliary tensors, checked against the strategy by the plan), and
  *   steps: [{name, <the keys above>}], output: <step name>
  */
 #ifndef AMG_PIPELINE_H
@@ -94,6 +95,13 @@ typedef struct amg_source {
     int has_range;                     /* layer_range given */
     int range[2];                      /* [begin, end) */
     amg_pset params;                   /* per-source parameters */
+    char *fisher;                      /* `fisher:` (amalgam's): a
+                                          safetensors file or a folder
+                                          holding one, resolved as model
+                                          paths are; the auxiliary tensors
+                                          of strategies whose aux_role is
+                                          "fisher"; or NULL (owned) */
+    amg_pos fisher_pos;
 } amg_source;
 
 typedef struct amg_slice {

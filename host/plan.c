@@ -79,6 +79,12 @@ typedef struct ref_map {
     size_t model;
 } ref_map;
 
+/* A source with a `fisher:` file and the file it opened. */
+typedef struct aux_map {
+    const amg_source *src;
+    size_t file;
+} aux_map;
+
 /* A source with a LoRA adapter and the adapter it opened. */
 typedef struct lora_map {
     const amg_source *src;
@@ -108,6 +114,8 @@ typedef struct bctx {
     size_t node_cap;
     lora_map *loras;                   /* sources with a LoRA adapter */
     size_t n_loras;
+    aux_map *auxs;                     /* sources with a `fisher:` file */
+    size_t n_auxs;
 } bctx;
 
 /* Where one tensor of one step comes from. */
@@ -728,6 +736,93 @@ static int load_strategies(bctx *c, const amg_plan_opts *o)
     return rc;
 }
 
+/* ---- auxiliary files */
+
+/* The strategy's aux_role, read only when its descriptor has the member. */
+static const char *aux_role_of(const amg_strategy *s)
+{
+    if (s->struct_size < offsetof(amg_strategy, aux_role) +
+                             sizeof(s->aux_role))
+        return NULL;
+    return s->aux_role;
+}
+
+static int aux_file_index(bctx *c, const amg_source *src, size_t *fi)
+{
+    amg_plan *pl = c->plan;
+    amg_model *files;
+    const char **refs;
+    int rc;
+
+    for (*fi = 0; *fi < pl->n_aux_files; ++*fi)
+        if (strcmp(pl->aux_files[*fi].path, src->fisher) == 0)
+            return AMG_OK;
+    /* no nodes exist yet, so the array may move */
+    files = realloc(pl->aux_files, (pl->n_aux_files + 1) * sizeof(*files));
+    if (files)
+        pl->aux_files = files;
+    refs = files ? realloc(pl->aux_refs, (pl->n_aux_files + 1) *
+                                             sizeof(*refs))
+                 : NULL;
+    if (!refs)
+        return oom(c);
+    pl->aux_refs = refs;
+    rc = amg_model_open(&files[pl->n_aux_files], src->fisher, 0, c->err);
+    if (rc != AMG_OK)
+        return prefix_at(c, src->fisher_pos);
+    refs[pl->n_aux_files] = display_path(c->pipe->dir, src->fisher);
+    *fi = pl->n_aux_files++;
+    return AMG_OK;
+}
+
+static int open_aux(bctx *c, size_t s, const amg_source *src)
+{
+    const amg_strategy *st = c->steps[s].strategy->s;
+    const char *role = aux_role_of(st);
+    aux_map *grown;
+    size_t fi;
+    int rc;
+
+    if (!src->fisher)
+        return AMG_OK;
+    if (!role)
+        return at(c, src->fisher_pos, AMG_EINVAL, "'fisher' is given for "
+                  "model '%s' but strategy '%s' takes no auxiliary tensors",
+                  ref_name(c, src), st->id);
+    if (strcmp(role, "fisher") != 0)
+        return at(c, src->fisher_pos, AMG_EINVAL, "'fisher' is given for "
+                  "model '%s' but strategy '%s' takes '%s' auxiliary "
+                  "tensors", ref_name(c, src), st->id, role);
+    if ((rc = aux_file_index(c, src, &fi)))
+        return rc;
+    grown = realloc(c->auxs, (c->n_auxs + 1) * sizeof(*grown));
+    if (!grown)
+        return oom(c);
+    c->auxs = grown;
+    c->auxs[c->n_auxs].src = src;
+    c->auxs[c->n_auxs++].file = fi;
+    return AMG_OK;
+}
+
+/* Every `fisher:` file, once each, after the strategies are known. */
+static int open_aux_files(bctx *c)
+{
+    const amg_pipeline *p = c->pipe;
+    size_t s, i, k;
+    int rc = AMG_OK;
+
+    for (s = 0; rc == AMG_OK && s < p->n_steps; s++) {
+        const amg_step *st = &p->steps[s];
+
+        for (i = 0; rc == AMG_OK && i < st->n_models; i++)
+            rc = open_aux(c, s, &st->models[i]);
+        for (i = 0; rc == AMG_OK && i < st->n_slices; i++)
+            for (k = 0; rc == AMG_OK && k < st->slices[i].n_sources; k++)
+                rc = open_aux(c, s, &st->slices[i].sources[k]);
+    }
+    return rc;
+}
+
 /* ---- parameter names, checked once per step */
 
 static const amg_param_spec *spec_named(const amg_strategy *s,
@@ -1102,9 +1197,10 @@ static int new_node(bctx *c, size_t *out)
     return AMG_OK;
 }
 
-static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
-                     int ndim, const uint64_t *shape, int cropped,
-                     const lora_map *lm, size_t *out)
+static int load_node_in(bctx *c, int from_aux, size_t model,
+                        const amg_model_tensor *t, int ndim,
+                        const uint64_t *shape, int cropped,
+                        const lora_map *lm, size_t *out)
 {
     const amg_lora_module *mod = lm ? amg_lora_find(&c->plan->loras[lm->lora],
                                                     t->name)
@@ -1117,7 +1213,8 @@ static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
     /* once per output tensor: chained steps reading one input share it */
     for (i = c->tensor_first; i < pl->n_nodes; i++) {
         n = &pl->nodes[i];
-        if (n->kind == AMG_NODE_LOAD && n->model == model && n->src == t &&
+        if (n->kind == AMG_NODE_LOAD && n->from_aux == from_aux &&
+            n->model == model && n->src == t &&
             n->cropped == cropped && n->lora_mod == mod &&
             (!mod || n->lora == lm->lora) && n->ndim == ndim &&
             memcmp(n->shape, shape, (size_t)ndim * sizeof(*shape)) == 0) {
@@ -1129,6 +1226,7 @@ static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
         return rc;
     n = &pl->nodes[*out];
     n->kind = AMG_NODE_LOAD;
+    n->from_aux = from_aux;
     n->model = model;
     n->src = t;
     n->cropped = cropped;
@@ -1137,6 +1235,13 @@ static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
     n->ndim = ndim;
     memcpy(n->shape, shape, (size_t)ndim * sizeof(*shape));
     return AMG_OK;
+}
+
+static int load_node(bctx *c, size_t model, const amg_model_tensor *t,
+                     int ndim, const uint64_t *shape, int cropped,
+                     const lora_map *lm, size_t *out)
+{
+    return load_node_in(c, 0, model, t, ndim, shape, cropped, lm, out);
 }
 
 static int build(bctx *c, size_t s, const char *name, size_t *out);
@@ -1484,21 +1589,94 @@ static int find_merge(const bctx *c, size_t s, const char *name, size_t *out)
     return 0;
 }
 
+/* ---- auxiliary tensors (`fisher:` files) */
+
+static const aux_map *aux_of(const bctx *c, const amg_source *s)
+{
+    size_t i;
+
+    for (i = 0; s->fisher && i < c->n_auxs; i++)
+        if (c->auxs[i].src == s)
+            return &c->auxs[i];
+    return NULL;
+}
+
+/* Input j's auxiliary value: the same-named tensor of its file, read with
+ * the input's crop; AMG_NO_NODE when the file lacks it, so the strategy's
+ * fallback rule decides. */
+static int aux_node(bctx *c, const gather *g, size_t j, size_t *out)
+{
+    const aux_map *am = aux_of(c, g->who[j]);
+    const amg_plan_node *in = &c->plan->nodes[g->nodes[j]];
+    const amg_model_tensor *t;
+    const char *file;
+    int ndim;
+    const uint64_t *want;
+    char a[128], b[128];
+
+    *out = AMG_NO_NODE;
+    if (!am)
+        return AMG_OK;
+    file = c->plan->aux_refs[am->file];
+    t = amg_model_find(&c->plan->aux_files[am->file], g->names[j]);
+    if (!t)
+        return AMG_OK;
+    if (!amg_dtype_is_float(t->t->dtype))
+        return at(c, g->who[j]->fisher_pos, AMG_EINVAL, "tensor '%s' of "
+                  "Fisher file '%s' is %s: auxiliary tensors must be "
+                  "floating-point", t->name, file,
+                  amg_dtype_name(t->t->dtype));
+    /* a cropped input compares with its uncropped source */
+    ndim = in->kind == AMG_NODE_LOAD && in->cropped ? in->src->t->ndim
+                                                    : in->ndim;
+    want = in->kind == AMG_NODE_LOAD && in->cropped ? in->src->t->shape
+                                                    : in->shape;
+    if (t->t->ndim != ndim ||
+        memcmp(t->t->shape, want, (size_t)ndim * sizeof(*want)) != 0) {
+        fmt_shape(a, sizeof(a), t->t->ndim, t->t->shape);
+        fmt_shape(b, sizeof(b), ndim, want);
+        return at(c, g->who[j]->fisher_pos, AMG_EINVAL, "tensor '%s' has "
+                  "shape %s in Fisher file '%s' but %s in model '%s'",
+                  t->name, a, file, b, ref_name(c, g->who[j]));
+    }
+    return load_node_in(c, 1, am->file, t, in->ndim, in->shape,
+                        in->kind == AMG_NODE_LOAD && in->cropped, NULL, out);
+}
+
+/* Made before the merge node, as every node's inputs precede it. */
+static int aux_nodes(bctx *c, const gather *g, size_t **out)
+{
+    size_t j;
+    int rc = AMG_OK;
+
+    *out = malloc((g->n ? g->n : 1) * sizeof(**out));
+    if (!*out)
+        return oom(c);
+    for (j = 0; rc == AMG_OK && j < g->n; j++)
+        rc = aux_node(c, g, j, &(*out)[j]);
+    return rc;
+}
+
 static int make_merge(bctx *c, size_t s, const route *r, const char *name,
                       gather *g, size_t *out)
 {
     amg_plan_node *n;
     uint64_t shape[AMG_ST_MAX_DIMS];
-    size_t idx;
+    size_t idx, *aux = NULL;
     int ndim, rc;
 
     /* crops first: a node's inputs always precede it */
     rc = reconcile(c, name, g, &ndim, shape);
+    if (rc == AMG_OK && aux_role_of(c->steps[s].strategy->s))
+        rc = aux_nodes(c, g, &aux);
     if (rc == AMG_OK)
         rc = new_node(c, &idx);
-    if (rc != AMG_OK)
+    if (rc != AMG_OK) {
+        free(aux);
         return rc;
+    }
     n = &c->plan->nodes[idx];
+    n->aux = aux;
     n->kind = AMG_NODE_MERGE;
     n->step = s;
     n->strategy = c->steps[s].strategy;
@@ -1559,6 +1737,7 @@ static void node_free(amg_plan_node *n)
         amg_params_free(&n->per_model[j]);
     free(n->per_model);
     free(n->inputs);
+    free(n->aux);
     amg_params_free(&n->global);
     free((char *)n->name);
 }
@@ -1583,6 +1762,9 @@ static void prune(bctx *c, size_t first, size_t *root)
             continue;
         for (j = 0; j < nd->n_inputs; j++)
             keep[nd->inputs[j] - first] = 1;
+        for (j = 0; nd->aux && j < nd->n_inputs; j++)
+            if (nd->aux[j] != AMG_NO_NODE)
+                keep[nd->aux[j] - first] = 1;
         if (nd->base != AMG_NO_NODE)
             keep[nd->base - first] = 1;
     }
@@ -1596,6 +1778,9 @@ static void prune(bctx *c, size_t first, size_t *root)
         map[i] = w;
         for (j = 0; nd->kind == AMG_NODE_MERGE && j < nd->n_inputs; j++)
             nd->inputs[j] = map[nd->inputs[j] - first];
+        for (j = 0; nd->aux && j < nd->n_inputs; j++)
+            if (nd->aux[j] != AMG_NO_NODE)
+                nd->aux[j] = map[nd->aux[j] - first];
         if (nd->base != AMG_NO_NODE)
             nd->base = map[nd->base - first];
         pl->nodes[w++] = *nd;
@@ -1747,6 +1932,8 @@ int amg_plan_build(amg_plan *plan, const amg_pipeline *p,
         rc = open_adapters(&c);
     if (rc == AMG_OK)
         rc = load_strategies(&c, o);
+    if (rc == AMG_OK)
+        rc = open_aux_files(&c);
     for (s = 0; rc == AMG_OK && s < p->n_steps; s++)
         rc = plan_step(&c, s);
     if (rc == AMG_OK)
@@ -1758,6 +1945,7 @@ out:
     free(c.refs);
     free(c.model_pos);
     free(c.loras);
+    free(c.auxs);
     if (rc != AMG_OK)
         amg_plan_free(plan);
     return rc;
@@ -1786,6 +1974,10 @@ void amg_plan_free(amg_plan *plan)
         amg_lora_close(&plan->loras[i]);
     free(plan->loras);
     free(plan->lora_refs);
+    for (i = 0; i < plan->n_aux_files; i++)
+        amg_model_close(&plan->aux_files[i]);
+    free(plan->aux_files);
+    free(plan->aux_refs);
     amg_plugins_release(&plan->plugins);
     memset(plan, 0, sizeof(*plan));
 }
@@ -1852,7 +2044,9 @@ static void print_node(const amg_plan *pl, size_t i, int depth,
 
     fprintf(f, "%*s%s", depth * 2, "", role);
     if (n->kind == AMG_NODE_LOAD) {
-        fprintf(f, "load %s:%s", pl->model_refs[n->model], n->src->name);
+        fprintf(f, "load %s:%s", n->from_aux ? pl->aux_refs[n->model]
+                                             : pl->model_refs[n->model],
+                n->src->name);
         if (n->lora_mod)
             fprintf(f, " + lora %s (scale %g)", pl->lora_refs[n->lora],
                     (double)n->lora_mod->scale);
@@ -1867,8 +2061,13 @@ static void print_node(const amg_plan *pl, size_t i, int depth,
     fputc('\n', f);
     if (n->base != AMG_NO_NODE)
         print_node(pl, n->base, depth + 1, "base: ", f);
-    for (j = 0; j < n->n_inputs; j++)
+    for (j = 0; j < n->n_inputs; j++) {
         print_node(pl, n->inputs[j], depth + 1, "", f);
+        if (n->aux && n->aux[j] != AMG_NO_NODE)
+            print_node(pl, n->aux[j], depth + 2, "fisher: ", f);
+        else if (n->aux)
+            fprintf(f, "%*sfisher: none\n", (depth + 2) * 2, "");
+    }
 }
 
 void amg_plan_print(const amg_plan *plan, FILE *out)

@@ -39,7 +39,9 @@ typedef struct amg_plan_node {
     uint64_t shape[AMG_ST_MAX_DIMS];
 
     /* AMG_NODE_LOAD */
-    size_t model;                      /* index into amg_plan.models */
+    size_t model;                      /* index into amg_plan.models, or
+                                          into aux_files when from_aux */
+    int from_aux;                      /* read from an auxiliary file */
     const amg_model_tensor *src;       /* the tensor read */
     int cropped;                       /* embedding submatrix rule: the value
                                           is src[:shape[0], :shape[1]] of a
@@ -58,6 +60,10 @@ typedef struct amg_plan_node {
                                           AMG_NO_NODE */
     size_t *inputs;                    /* nodes of the input models' values */
     size_t n_inputs;
+    size_t *aux;                       /* strategies with aux_role: per
+                                          input, the LOAD node of the same
+                                          tensor in that model's auxiliary
+                                          file, or AMG_NO_NODE; else NULL */
     amg_params global;                 /* strategy's global parameters */
     amg_params *per_model;             /* n_inputs per-model views */
     uint64_t seed;                     /* amg_rng_tensor_seed(pipeline seed,
@@ -92,6 +98,12 @@ typedef struct amg_plan {
     const char **lora_refs;            /* each as the pipeline names it
                                           (borrowed, like model_refs) */
     size_t n_loras;
+    amg_model *aux_files;              /* every `fisher:` file, opened; kept
+                                          apart from models, which are the
+                                          merge's inputs */
+    const char **aux_refs;             /* each as the pipeline names it
+                                          (borrowed, like model_refs) */
+    size_t n_aux_files;
     amg_plugins plugins;               /* loaded strategy modules */
     amg_plan_node *nodes;
     size_t n_nodes;
@@ -112,9 +124,19 @@ typedef struct amg_plan {
  * check shapes across models (the embedding submatrix rule for
  * embed_tokens / lm_head), layer ranges, and a base model where the
  * strategy needs one. LoRA adapters are opened and every module they
- * update must exist in their base with the update's shape. Errors carry
- * "file:line:col:".
+ * update must exist in their base with the update's shape. `fisher:` files
+ * are opened for strategies with an aux_role (refused for others); an
+ * input's auxiliary value is the same-named tensor of its file, of the
+ * input's shape and a float dtype, or none when the file lacks it. Errors
+ * carry "file:line:col:".
  */
+/* The model a LOAD node reads from. */
+static inline const amg_model *amg_plan_load_model(const amg_plan *plan,
+                                                   const amg_plan_node *n)
+{
+    return n->from_aux ? &plan->aux_files[n->model] : &plan->models[n->model];
+}
+
 int amg_plan_build(amg_plan *plan, const amg_pipeline *p,
                    const amg_plan_opts *o, amg_err *err);
 

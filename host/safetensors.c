@@ -14,18 +14,17 @@
 #include "safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "crash_guard.h"
+#include "json_kind.h"
 #include "json_mem.h"
 #include "util.h"
 
@@ -39,59 +38,6 @@ static uint64_t le64(const uint8_t *p)
     for (i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
-}
-
-/*
- * Strict UTF-8 check (no overlong forms, no surrogates, nothing above
- * U+10FFFF), as Rust's str::from_utf8. Also refuses NUL bytes: they are
- * valid UTF-8 but never valid JSON outside a string nor inside one (raw
- * control characters), and jansson's messages for them are confusing.
- * Returns the offset of the first bad byte, or len when all is well;
- * *is_nul tells which rule failed.
- */
-static uint64_t utf8_check(const uint8_t *s, uint64_t len, int *is_nul)
-{
-    uint64_t i = 0;
-
-    *is_nul = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        uint32_t cp;
-        int n, k;
-
-        if (c == 0) {
-            *is_nul = 1;
-            return i;
-        }
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return i;
-        }
-        if (len - i <= (uint64_t)n)
-            return i;
-        for (k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return i;
-        i += (uint64_t)n + 1;
-    }
-    return len;
 }
 
 /*
@@ -144,22 +90,6 @@ static const char *shape_str(const uint64_t *shape, int ndim, char *buf,
     return buf;
 }
 
-/* Human name of a JSON value's type, for "expected X, got Y" messages. */
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:  return "an object";
-    case JSON_ARRAY:   return "an array";
-    case JSON_STRING:  return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL:    return "a fractional number";
-    case JSON_TRUE:
-    case JSON_FALSE:   return "a boolean";
-    case JSON_NULL:    return "null";
-    }
-    return "?";
-}
-
 /*
  * A non-negative integer, as serde's u64/usize accepts it: JSON integers
  * only (1.0 and 1e3 are floats to serde_json and are refused). Returns 0,
@@ -179,7 +109,7 @@ static int get_uint(const json_t *v, uint64_t *out, char *why, size_t cap)
     if (json_is_real(v))
         snprintf(why, cap, "%g is not an integer", json_real_value(v));
     else
-        snprintf(why, cap, "got %s", json_kind(v));
+        snprintf(why, cap, "got %s", amg_json_kind(v));
     return -1;
 }
 
@@ -231,7 +161,7 @@ static int parse_metadata(amg_st_file *f, const char *label, json_t *m,
     if (!json_is_object(m))
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': __metadata__ must be an object of strings, "
-                           "got %s", label, json_kind(m));
+                           "got %s", label, amg_json_kind(m));
     n = json_object_size(m);
     if (n) {
         f->meta = calloc(n, sizeof(*f->meta));
@@ -244,7 +174,7 @@ static int parse_metadata(amg_st_file *f, const char *label, json_t *m,
         if (!json_is_string(v))
             return amg_err_set(err, AMG_EFORMAT,
                                "'%s': __metadata__ value for key '%s' must be "
-                               "a string, got %s", label, k, json_kind(v));
+                               "a string, got %s", label, k, amg_json_kind(v));
         if (strlen(json_string_value(v)) != json_string_length(v))
             return amg_err_set(err, AMG_EFORMAT,
                                "'%s': __metadata__ value for key '%s' "
@@ -277,7 +207,7 @@ static int parse_entry(amg_st_tensor *t, const char *label, const char *name,
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': tensor '%s': entry must be an object with "
                            "dtype, shape and data_offsets, got %s",
-                           label, name, json_kind(v));
+                           label, name, amg_json_kind(v));
     json_object_foreach(v, k, x) {
         if (strcmp(k, "dtype") && strcmp(k, "shape") &&
             strcmp(k, "data_offsets"))
@@ -298,7 +228,7 @@ static int parse_entry(amg_st_tensor *t, const char *label, const char *name,
     if (!json_is_string(jd))
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': tensor '%s': dtype must be a string, got %s",
-                           label, name, json_kind(jd));
+                           label, name, amg_json_kind(jd));
     ds = json_string_value(jd);
     if (amg_dtype_parse(ds, &t->dtype) < 0) {
         if (amg_dtype_known_unsupported(ds))
@@ -315,7 +245,7 @@ static int parse_entry(amg_st_tensor *t, const char *label, const char *name,
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': tensor '%s': shape must be an array of "
                            "non-negative integers, got %s",
-                           label, name, json_kind(js));
+                           label, name, amg_json_kind(js));
     if (json_array_size(js) > AMG_ST_MAX_DIMS)
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': tensor '%s': shape has %zu dimensions, "
@@ -349,7 +279,7 @@ static int parse_entry(amg_st_tensor *t, const char *label, const char *name,
         return amg_err_set(err, AMG_EFORMAT,
                            "'%s': tensor '%s': data_offsets must be an array "
                            "of exactly two integers [begin, end], got %s%s",
-                           label, name, json_kind(jo),
+                           label, name, amg_json_kind(jo),
                            json_is_array(jo) ? (json_array_size(jo) < 2 ?
                            " that is too short" : " that is too long") : "");
     if (get_uint(json_array_get(jo, 0), &t->begin, why, sizeof(why)) < 0)
@@ -493,7 +423,7 @@ int amg_st_parse_header(amg_st_file *f, const char *label, const uint8_t *hdr,
                          "limit is %llu", label, hdr_len, AMG_ST_MAX_HEADER);
         goto fail;
     }
-    bad = utf8_check(hdr, hdr_len, &is_nul);
+    bad = amg_utf8_check(hdr, hdr_len, &is_nul);
     if (bad < hdr_len) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          is_nul ? "'%s': invalid JSON in header: NUL byte at "
@@ -517,7 +447,7 @@ int amg_st_parse_header(amg_st_file *f, const char *label, const uint8_t *hdr,
     if (!json_is_object(root)) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          "'%s': header must be a JSON object (beginning with "
-                         "'{'), got %s", label, json_kind(root));
+                         "'{'), got %s", label, amg_json_kind(root));
         goto fail;
     }
 
@@ -589,7 +519,6 @@ fail:
 
 int amg_st_open(amg_st_file *f, const char *path, unsigned flags, amg_err *err)
 {
-    struct stat st;
     uint8_t lenbuf[8];
     uint8_t *hdr = NULL;
     void *map = NULL;
@@ -598,19 +527,8 @@ int amg_st_open(amg_st_file *f, const char *path, unsigned flags, amg_err *err)
 
     memset(f, 0, sizeof(*f));
     f->fd = -1;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return amg_err_errno(err, errno == ENOENT ? AMG_ENOTFOUND : AMG_EIO,
-                             errno, "cannot open '%s'", path);
-    if (fstat(fd, &st) < 0) {
-        rc = amg_err_errno(err, AMG_EIO, errno, "cannot stat '%s'", path);
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = amg_err_set(err, AMG_EINVAL, "'%s' is not a regular file", path);
-        goto fail;
-    }
-    size = (uint64_t)st.st_size;
+    if ((rc = amg_open_file(path, &fd, &size, err)))
+        return rc;
     if (size < 8) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          "'%s': header too small: the file has %" PRIu64

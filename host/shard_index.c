@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "json_kind.h"
 #include "json_mem.h"
 #include "util.h"
 
@@ -35,21 +36,6 @@ static int cmp_entry(const void *a, const void *b)
     const struct entry *x = a, *y = b;
 
     return strcmp(x->name, y->name);
-}
-
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:  return "an object";
-    case JSON_ARRAY:   return "an array";
-    case JSON_STRING:  return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL:    return "a fractional number";
-    case JSON_TRUE:
-    case JSON_FALSE:   return "a boolean";
-    case JSON_NULL:    return "null";
-    }
-    return "?";
 }
 
 /* Why a shard name is not a plain file name in the model folder, or NULL. */
@@ -149,7 +135,7 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
     if (!json_is_object(root)) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          "'%s': index must be a JSON object, got %s", label,
-                         json_kind(root));
+                         amg_json_kind(root));
         goto fail;
     }
 
@@ -158,7 +144,7 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
         if (!json_is_object(meta)) {
             rc = amg_err_set(err, AMG_EFORMAT,
                              "'%s': metadata must be an object, got %s", label,
-                             json_kind(meta));
+                             amg_json_kind(meta));
             goto fail;
         }
         v = json_object_get(meta, "total_size");
@@ -168,7 +154,7 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
                                  "'%s': metadata.total_size must be a "
                                  "non-negative integer, got %s", label,
                                  json_is_integer(v) ? "a negative integer" :
-                                 json_kind(v));
+                                 amg_json_kind(v));
                 goto fail;
             }
             idx->has_total_size = 1;
@@ -183,7 +169,7 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
     if (!json_is_object(wm)) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          "'%s': weight_map must be an object, got %s", label,
-                         json_kind(wm));
+                         amg_json_kind(wm));
         goto fail;
     }
 
@@ -206,7 +192,7 @@ int amg_shard_index_parse(amg_shard_index *idx, const char *label,
             rc = amg_err_set(err, AMG_EFORMAT,
                              "'%s': weight_map: tensor '%s': shard must be a "
                              "file name string, got %s", label, k,
-                             json_kind(v));
+                             amg_json_kind(v));
             goto fail;
         }
         why = bad_shard_name(json_string_value(v), json_string_length(v));

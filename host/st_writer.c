@@ -96,43 +96,13 @@ static void sb_json(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF): the
- * header must be valid UTF-8 or every reader rejects the file. */
+/* The header must be valid UTF-8 or every reader rejects the file. */
 static int utf8_valid(const char *s)
 {
-    const unsigned char *u = (const unsigned char *)s;
+    uint64_t n = strlen(s);
+    int is_nul;
 
-    while (*u) {
-        unsigned c = *u, n, i;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            u++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (i = 1; i <= n; i++) {
-            if ((u[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (u[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        u += n + 1;
-    }
-    return 1;
+    return amg_utf8_check((const uint8_t *)s, n, &is_nul) == n;
 }
 
 static int spec_nbytes(const amg_st_spec *s, uint64_t *out, amg_err *err)

@@ -164,6 +164,17 @@ static float value_at(const value_gen *g, uint64_t i)
     return (float)(base + g->scale * t);
 }
 
+char *amg_synth_family_path(const char *dir, long k)
+{
+    char name[32];
+
+    if (k == 0)
+        snprintf(name, sizeof(name), "base");
+    else
+        snprintf(name, sizeof(name), "expert-%ld", k);
+    return amg_path_join(dir, name);
+}
+
 float amg_synth_value(const amg_synth_opts *o, const char *name, uint64_t i)
 {
     value_gen g;

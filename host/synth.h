@@ -49,6 +49,11 @@ int amg_synth_check(const amg_synth_opts *o, amg_err *err);
 int amg_synth_write(const amg_synth_opts *o, const char *out_dir,
                     int overwrite, amg_err *err);
 
+/* DIR/base for k == 0, else DIR/expert-k: the layout of a generated family
+ * (`amalgam synth --family`, the demo). malloc'd; NULL when out of
+ * memory. */
+char *amg_synth_family_path(const char *dir, long k);
+
 /* What a write produced, for summaries. */
 typedef struct amg_synth_stats {
     uint64_t n_params;                 /* elements over all tensors */

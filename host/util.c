@@ -92,45 +92,59 @@ int amg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
     return AMG_OK;
 }
 
+int amg_open_file(const char *path, int *fd, uint64_t *size, amg_err *err)
+{
+    struct stat st;
+    int rc;
+
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return amg_err_errno(err, errno == ENOENT ? AMG_ENOTFOUND : AMG_EIO,
+                             errno, "cannot open '%s'", path);
+    if (fstat(*fd, &st) < 0)
+        rc = amg_err_errno(err, AMG_EIO, errno, "cannot stat '%s'", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = amg_err_set(err, AMG_EINVAL, "'%s' is not a regular file", path);
+    else
+        rc = AMG_OK;
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    *size = (uint64_t)st.st_size;
+    return AMG_OK;
+}
+
 int amg_read_file(const char *path, size_t max_len, char **data, size_t *len,
                   amg_err *err)
 {
-    struct stat st;
+    uint64_t size;
     char *buf = NULL;
     int fd, rc;
 
     *data = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return amg_err_errno(err, errno == ENOENT ? AMG_ENOTFOUND : AMG_EIO,
-                             errno, "cannot open '%s'", path);
-    if (fstat(fd, &st) < 0) {
-        rc = amg_err_errno(err, AMG_EIO, errno, "cannot stat '%s'", path);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = amg_err_set(err, AMG_EINVAL, "'%s' is not a regular file", path);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > max_len) {
+    if ((rc = amg_open_file(path, &fd, &size, err)))
+        return rc;
+    if (size > max_len) {
         rc = amg_err_set(err, AMG_EFORMAT,
                          "'%s' is too large (%lld bytes, limit %zu)", path,
-                         (long long)st.st_size, max_len);
+                         (long long)size, max_len);
         goto out;
     }
-    buf = malloc((size_t)st.st_size + 1);
+    buf = malloc((size_t)size + 1);
     if (!buf) {
         rc = amg_err_set(err, AMG_ENOMEM, "out of memory reading '%s'", path);
         goto out;
     }
-    rc = amg_pread_all(fd, buf, (size_t)st.st_size, 0, path, err);
+    rc = amg_pread_all(fd, buf, (size_t)size, 0, path, err);
     if (rc)
         goto out;
-    buf[st.st_size] = '\0';
+    buf[size] = '\0';
     *data = buf;
     buf = NULL;
     if (len)
-        *len = (size_t)st.st_size;
+        *len = (size_t)size;
 out:
     free(buf);
     close(fd);
@@ -216,4 +230,57 @@ void amg_format_bytes(uint64_t n, char *buf, size_t cap)
         u++;
     }
     snprintf(buf, cap, "%.2f %s", v, units[u]);
+}
+
+/*
+ * Strict UTF-8 check (no overlong forms, no surrogates, nothing above
+ * U+10FFFF), as Rust's str::from_utf8. Also refuses NUL bytes: they are
+ * valid UTF-8 but never valid JSON outside a string nor inside one (raw
+ * control characters), and jansson's messages for them are confusing.
+ * Returns the offset of the first bad byte, or len when all is well;
+ * *is_nul tells which rule failed.
+ */
+uint64_t amg_utf8_check(const uint8_t *s, uint64_t len, int *is_nul)
+{
+    uint64_t i = 0;
+
+    *is_nul = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        uint32_t cp;
+        int n, k;
+
+        if (c == 0) {
+            *is_nul = 1;
+            return i;
+        }
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (len - i <= (uint64_t)n)
+            return i;
+        for (k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return i;
+        i += (uint64_t)n + 1;
+    }
+    return len;
 }

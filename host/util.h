@@ -19,6 +19,11 @@ char *amg_path_join(const char *dir, const char *name);
 int amg_is_dir(const char *path);
 int amg_is_file(const char *path);
 
+/* Open a regular file for reading: *fd and its *size, or an error naming
+ * path (ENOTFOUND when it does not exist, EINVAL when it is a folder or a
+ * device). Nothing stays open on failure. */
+int amg_open_file(const char *path, int *fd, uint64_t *size, amg_err *err);
+
 /* Read a whole file into a NUL-terminated malloc'd buffer; *len (optional)
  * receives the size without the NUL. Refuses files larger than max_len. */
 int amg_read_file(const char *path, size_t max_len, char **data, size_t *len,
@@ -45,6 +50,12 @@ int amg_parse_size(const char *s, uint64_t *out, amg_err *err);
 
 /* Format a byte count for people ("1.50 GB", "512 B") into buf. */
 void amg_format_bytes(uint64_t n, char *buf, size_t cap);
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
+ * as Rust's str::from_utf8, and no NUL byte. Returns the offset of the
+ * first bad byte, or len when all of s is good; *is_nul says which rule
+ * failed. */
+uint64_t amg_utf8_check(const uint8_t *s, uint64_t len, int *is_nul);
 
 /* Allocation helpers that return NULL on failure (never abort). */
 char *amg_strdup(const char *s);

@@ -33,29 +33,9 @@ static int is_intlike(amg_dtype t)
     return !amg_dtype_is_float(t);
 }
 
-static uint64_t ld_le(const unsigned char *p, size_t size)
-{
-    uint64_t v = 0;
-    size_t i;
-
-    for (i = size; i-- > 0;)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void st_le(unsigned char *p, uint64_t v, size_t size)
-{
-    size_t i;
-
-    for (i = 0; i < size; i++) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
 static int64_t ld_int(const unsigned char *p, amg_dtype t)
 {
-    uint64_t v = ld_le(p, amg_dtype_size(t));
+    uint64_t v = amg_load_le(p, amg_dtype_size(t));
 
     switch (t) {
     case AMG_DT_I64: return (int64_t)v;
@@ -88,7 +68,7 @@ static void st_int(unsigned char *p, amg_dtype t, int64_t v)
     }
     int_range(t, &lo, &hi);
     v = v < lo ? lo : v > hi ? hi : v;
-    st_le(p, (uint64_t)v, amg_dtype_size(t));
+    amg_store_le(p, (uint64_t)v, amg_dtype_size(t));
 }
 
 /* Truncate a double toward zero into t's range; NaN gives 0. The bounds
@@ -133,7 +113,7 @@ static void conv_f64_int(unsigned char *o, amg_dtype to,
     double d;
 
     for (i = 0; i < n; i++) {
-        bits = ld_le(s + i * 8, 8);
+        bits = amg_load_le(s + i * 8, 8);
         memcpy(&d, &bits, sizeof(d));
         if (to == AMG_DT_BOOL)
             *(o + i) = d != 0.0;    /* NaN is true, as in PyTorch */
@@ -152,7 +132,7 @@ static void conv_int_f64(unsigned char *o, const unsigned char *s,
     for (i = 0; i < n; i++) {
         d = (double)ld_int(s + i * ss, from);
         memcpy(&bits, &d, sizeof(bits));
-        st_le(o + i * 8, bits, 8);
+        amg_store_le(o + i * 8, bits, 8);
     }
 }
 

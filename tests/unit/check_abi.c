@@ -150,7 +150,8 @@ START_TEST(plugin_layout)
     OFF(amg_merge_call, rows_total, 104);
     OFF(amg_merge_call, pass, 112);
     OFF(amg_merge_call, reserved0, 116);
-    OFF(amg_merge_call, reserved, 120);
+    OFF(amg_merge_call, aux, 120);
+    OFF(amg_merge_call, reserved, 128);
 
     ck_assert_uint_eq(sizeof(amg_strategy), 176);
     OFF(amg_strategy, struct_size, 0);
@@ -170,7 +171,8 @@ START_TEST(plugin_layout)
     OFF(amg_strategy, stats_bytes, 88);
     OFF(amg_strategy, reduce, 96);
     OFF(amg_strategy, apply, 104);
-    OFF(amg_strategy, reserved, 112);
+    OFF(amg_strategy, aux_role, 112);
+    OFF(amg_strategy, reserved, 120);
 
     ck_assert_uint_eq(sizeof(amg_module), 168);
     OFF(amg_module, struct_size, 0);

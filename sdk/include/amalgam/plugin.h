@@ -126,7 +126,14 @@ typedef struct amg_merge_call {
     uint32_t pass;                 /* reduce: pass number, 0 ..
                                       reduce_passes - 1; 0 otherwise */
     uint32_t reserved0;            /* 0 */
-    void *reserved[4];             /* NULL */
+    /* Per-input auxiliary tensors, for strategies that declare aux_role:
+     * n_inputs entries, entry i the F32 rows (same rows and shape as
+     * inputs[i]) of model i's auxiliary tensor of the same name (e.g. its
+     * Fisher diagonal), or NULL where that model has none for this tensor.
+     * The array itself is NULL for strategies without aux_role. Read-only,
+     * borrowed for the call. */
+    const amg_tensor *const *aux;
+    void *reserved[3];             /* NULL */
 } amg_merge_call;
 
 /* ---- a strategy ---- */
@@ -171,7 +178,12 @@ typedef struct amg_strategy {
     int32_t (*apply)(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                      void *stats);
 
-    void *reserved[8];             /* NULL */
+    /* What per-model auxiliary tensors the strategy reads, or NULL for
+     * none. When set (e.g. "fisher"), a pipeline may give each model a
+     * file of tensors named like the model's (the key of that name on the
+     * model entry) and the host passes them as amg_merge_call.aux. */
+    const char *aux_role;
+    void *reserved[7];             /* NULL */
 } amg_strategy;
 
 /* ---- the module ---- */
