@@ -35,6 +35,10 @@ grep '^built' "$work/build.log"
 status=0
 "$python" "$here/suite.py" --amalgam "$amalgam" --work "$work" 2>"$work/suite.err" ||
     { status=1; tail -20 "$work/suite.err"; }
+# contrib/fisher's script against an independent Fisher, then its files
+# through the fisher strategy against float64
+"$python" "$here/fisher_check.py" --amalgam "$amalgam" --work "$work/fisher" \
+    2>"$work/fisher.err" || { status=1; tail -20 "$work/fisher.err"; }
 
 # lm_eval through its own CLI on a merged decoder, the way users run it
 merged="$work/runs/llama-f32-sharded-linear/amalgam"
