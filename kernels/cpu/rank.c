@@ -62,7 +62,18 @@ static uint64_t *radix_sort(uint64_t *a, uint64_t *b, uint32_t n)
     return a;
 }
 
-static void rank_row(uint64_t *buf, const float *x, float *out, uint32_t n)
+/* norm[i] = rank i scaled to [0, 1], the same for every row of n: one
+ * division per column for the call instead of one per element. */
+static void rank_norms(float *norm, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++)
+        norm[i] = n > 1 ? (float)((double)i / (double)(n - 1)) : 0.0f;
+}
+
+static void rank_row(uint64_t *buf, const float *norm, const float *x,
+                     float *out, uint32_t n)
 {
     const uint64_t *e;
     uint32_t i;
@@ -72,15 +83,14 @@ static void rank_row(uint64_t *buf, const float *x, float *out, uint32_t n)
     e = radix_sort(buf, buf + n, n);
     /* x is read in full above, so out may alias it */
     for (i = 0; i < n; i++)
-        out[(uint32_t)e[i]] =
-            n > 1 ? (float)((double)i / (double)(n - 1)) : 0.0f;
+        out[(uint32_t)e[i]] = norm[i];
 }
 
 int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
                                const amg_tensor *x)
 {
     const float *a;
-    float *o;
+    float *o, *norm;
     uint64_t *buf;
     uint64_t r, rows, cols;
     int rc = amg__kcpu_arg(ctx, "row_abs_rank", "x", x, AMG__KCPU_F32);
@@ -95,19 +105,22 @@ int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
     if (cols == 0)
         return AMG_OK;
     /* columns are 32-bit; a row of 2^32 elements exists in no model */
-    if (cols > UINT32_MAX || cols > SIZE_MAX / (2 * sizeof(uint64_t)))
+    if (cols > UINT32_MAX ||
+        cols > SIZE_MAX / (2 * sizeof(uint64_t) + sizeof(float)))
         return amg_ctx_fail(ctx, AMG_EINVAL, "row_abs_rank: rows of %llu "
                             "elements are too long to rank",
                             (unsigned long long)cols);
-    buf = malloc((size_t)cols * 2 * sizeof(uint64_t));
+    buf = malloc((size_t)cols * (2 * sizeof(uint64_t) + sizeof(float)));
     if (!buf)
         return amg_ctx_fail(ctx, AMG_ENOMEM, "row_abs_rank: cannot allocate "
                             "scratch for rows of %llu elements",
                             (unsigned long long)cols);
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
+    norm = (float *)(buf + 2 * cols);
+    rank_norms(norm, (uint32_t)cols);
     for (r = 0; r < rows; r++)
-        rank_row(buf, a + r * cols, o + r * cols, (uint32_t)cols);
+        rank_row(buf, norm, a + r * cols, o + r * cols, (uint32_t)cols);
     free(buf);
     return AMG_OK;
 }

@@ -22,26 +22,12 @@ static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
     return call->k->rng_bernoulli(ctx, mask, o->density[i], call->seed, i);
 }
 
-static int32_t new_tmp(amg_ctx *ctx, const amg_merge_call *call,
-                       amg_tensor **mask, amg_tensor **t1, amg_tensor **t2)
-{
-    const amg_host_api *host = call->host;
-    int32_t rc;
-
-    rc = host->tensor_new_like(ctx, call->out, amg_dl_make(AMG_DL_BOOL, 8),
-                               mask);
-    if (rc == AMG_OK)
-        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, t1);
-    if (rc == AMG_OK)
-        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, t2);
-    return rc;
-}
-
 int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                         void *stats)
 {
+    const amg_host_api *host = call->host;
     gta_stats *st = stats;
-    amg_tensor *mask = NULL, *kept = NULL, *t = NULL, *d = NULL;
+    amg_tensor *mask = NULL, *d = NULL;
     gta_opts o;
     uint32_t i;
     int32_t rc;
@@ -49,24 +35,24 @@ int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
     rc = gta_read_opts(ctx, call, inst, &o);
     if (rc != AMG_OK || !o.rescale || o.inverse)
         return rc;
-    rc = new_tmp(ctx, call, &mask, &kept, &t);
+    /* one delta and one mask for all the models of the call */
+    rc = host->tensor_new_like(ctx, call->out, amg_dl_make(AMG_DL_BOOL, 8),
+                               &mask);
+    if (rc == AMG_OK)
+        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, &d);
     for (i = 0; rc == AMG_OK && i < o.n; i++) {
         gta_model *m = &st->model[i];
 
         if (o.density[i] >= 1.0)
             continue;
-        rc = gta_delta(ctx, call, i, &d);
+        rc = gta_delta_to(ctx, call, i, d);
         if (rc == AMG_OK)
             rc = draw_mask(ctx, call, &o, i, mask);
         if (rc == AMG_OK)
-            rc = call->k->mask_apply(ctx, kept, d, mask);
-        if (rc == AMG_OK)
-            rc = gta_l1_rows(ctx, call, d, t, &m->l1_all);
-        if (rc == AMG_OK)
-            rc = gta_l1_rows(ctx, call, kept, t, &m->l1_kept);
-        call->host->tensor_release(ctx, d);
-        d = NULL;
+            rc = gta_l1_rows(ctx, call, d, mask, &m->l1_all, &m->l1_kept);
     }
+    host->tensor_release(ctx, d);
+    host->tensor_release(ctx, mask);
     return rc;
 }
 

@@ -274,7 +274,9 @@ static int32_t split_ranks(amg_ctx *ctx, const amg_merge_call *call,
 /* tm->p = (density - eps) + rank_norm * 2 * eps. torch multiplies an f32
  * tensor by a Python float as f32, so 2 * (float)eps (exact) times
  * rank_norm rounds as (rank_norm * 2) * eps does; density - eps is a
- * double rounded once to f32 before the add. */
+ * double rounded once to f32 before the add. axpby rounds each product to
+ * f32 before the sum (no FMA), so one call forms both steps, and 1 * c is
+ * c exactly. */
 static int32_t keep_prob(amg_ctx *ctx, const amg_merge_call *call,
                          const della_opts *o, gta_della_stats *st,
                          uint32_t i, const amg_tensor *d, della_tmp *tm)
@@ -288,11 +290,9 @@ static int32_t keep_prob(amg_ctx *ctx, const amg_merge_call *call,
     else
         rc = k->row_abs_rank(ctx, tm->p, d);
     if (rc == AMG_OK)
-        rc = k->scale(ctx, tm->p, 2.0f * (float)eps, tm->p);
-    if (rc == AMG_OK)
         rc = k->fill(ctx, tm->t, (float)(dens - eps));
     if (rc == AMG_OK)
-        rc = k->axpby(ctx, tm->p, 1.0f, tm->p, 1.0f, tm->t);
+        rc = k->axpby(ctx, tm->p, 2.0f * (float)eps, tm->p, 1.0f, tm->t);
     return rc;
 }
 
@@ -340,23 +340,23 @@ int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
     if (split)
         sort_keys(st, &o, call);
     rc = new_tmp(ctx, call, &tm);
+    /* one delta for all the models of the call */
+    if (rc == AMG_OK)
+        rc = call->host->tensor_new_like(ctx, call->out, call->out->dl.dtype,
+                                         &d);
     for (i = 0; rc == AMG_OK && i < o.g.n; i++) {
         if (!sparsified(&o, i))
             continue;
-        rc = gta_delta(ctx, call, i, &d);
+        rc = gta_delta_to(ctx, call, i, d);
         if (rc == AMG_OK)
             rc = keep_prob(ctx, call, &o, st, i, d, &tm);
         if (rc == AMG_OK)
             rc = draw_mask(ctx, call, i, &tm);
         if (rc == AMG_OK)
-            rc = call->k->mask_apply(ctx, tm.t, d, tm.mask);
-        if (rc == AMG_OK)
-            rc = gta_l1_rows(ctx, call, d, tm.p, &st->l1_all[i]);
-        if (rc == AMG_OK)
-            rc = gta_l1_rows(ctx, call, tm.t, tm.p, &st->l1_kept[i]);
-        call->host->tensor_release(ctx, d);
-        d = NULL;
+            rc = gta_l1_rows(ctx, call, d, tm.mask, &st->l1_all[i],
+                             &st->l1_kept[i]);
     }
+    call->host->tensor_release(ctx, d);
     return rc;
 }
 

@@ -126,6 +126,12 @@ int32_t gta_delta(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
     return rc;
 }
 
+int32_t gta_delta_to(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
+                     amg_tensor *d)
+{
+    return call->k->axpby(ctx, d, 1.0f, call->inputs[i], -1.0f, call->base);
+}
+
 int32_t gta_deltas(amg_ctx *ctx, const amg_merge_call *call, amg_tensor **d)
 {
     uint32_t i;
@@ -198,27 +204,79 @@ int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
     return rc;
 }
 
-int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
-                    const amg_tensor *x, amg_tensor *tmp, double *acc)
+/* |v| as (double)v * sign(v) gives it (the sign kernel's 0 for NaN keeps
+ * NaN's payload and sign), so the sums stay bit for bit what the earlier
+ * sign-then-row_dot form gave. Branch-free on the sign: data signs are
+ * random and a mispredicted branch per element costs more than the sum. */
+static double abs_term(float f)
 {
-    const amg_host_api *host = call->host;
-    uint64_t r, rows = amg_tensor_rows(x);
-    double *sums;
-    int32_t rc;
+    double v = f;
 
-    sums = host->mem_alloc(ctx, (size_t)rows * sizeof(double), 0);
-    if (sums == NULL)
-        return host->fail(ctx, AMG_ENOMEM, "out of memory for %llu row sums",
-                          (unsigned long long)rows);
-    /* x * sign(x) is |x| exactly; whole rows are never split, so adding
-     * the row sums in row order gives one total for any chunking */
-    rc = call->k->sign(ctx, tmp, x);
-    if (rc == AMG_OK)
-        rc = call->k->row_dot(ctx, x, tmp, sums);
-    for (r = 0; rc == AMG_OK && r < rows; r++)
-        *acc += sums[r];
-    host->mem_free(ctx, sums);
-    return rc;
+    return v == v ? fabs(v) : v * 0.0;
+}
+
+/* t where the mask byte is set, else +0 (adding +0 leaves a sum of |x| as
+ * it is), without a branch on the random mask. */
+static double kept_term(double t, uint8_t m)
+{
+    uint64_t b;
+
+    memcpy(&b, &t, sizeof(b));
+    b &= (uint64_t)0 - (uint64_t)(m != 0);
+    memcpy(&t, &b, sizeof(t));
+    return t;
+}
+
+/* Rows [r, r + lanes) at once: each row's sum is its own chain in column
+ * order, so interleaving rows only overlaps their latencies. */
+#define GTA_L1_LANES 4u
+
+static void l1_block(const float *a, const uint8_t *m, uint64_t cols,
+                     uint32_t lanes, double *all, double *kept)
+{
+    double s[GTA_L1_LANES] = { 0 }, k[GTA_L1_LANES] = { 0 };
+    uint64_t c;
+    uint32_t j;
+
+    for (c = 0; c < cols; c++) {
+        for (j = 0; j < lanes; j++) {
+            double t = abs_term(a[j * cols + c]);
+
+            s[j] += t;
+            if (m != NULL)
+                k[j] += kept_term(t, m[j * cols + c]);
+        }
+    }
+    for (j = 0; j < lanes; j++) {
+        if (all != NULL)
+            *all += s[j];
+        if (kept != NULL)
+            *kept += k[j];
+    }
+}
+
+int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
+                    const amg_tensor *x, const amg_tensor *mask, double *all,
+                    double *kept)
+{
+    uint64_t r, rows = amg_tensor_rows(x), cols = amg_tensor_row_numel(x);
+    const uint8_t *m = mask != NULL ? amg_tensor_data(mask) : NULL;
+    const float *a = amg_tensor_data(x);
+
+    /* the strategies are CPU-only (AMG_CAP_CPU); a device port sums with
+     * a kernel in the same order instead */
+    if (x->dl.device.type == AMG_DEVICE_CUDA ||
+        (mask != NULL && mask->dl.device.type == AMG_DEVICE_CUDA))
+        return call->host->fail(ctx, AMG_EUNSUPPORTED, "L1 sums of '%s' "
+                                "need host memory", call->tensor_name);
+    for (r = 0; r < rows; r += GTA_L1_LANES) {
+        uint32_t lanes = rows - r < GTA_L1_LANES ? (uint32_t)(rows - r)
+                                                 : GTA_L1_LANES;
+
+        l1_block(a + r * cols, m != NULL ? m + r * cols : NULL, cols, lanes,
+                 all, kept);
+    }
+    return AMG_OK;
 }
 
 float gta_l1_factor(double all, double kept)

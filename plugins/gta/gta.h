@@ -96,15 +96,22 @@ int32_t gta_read_opts(amg_ctx *ctx, const amg_merge_call *call,
 /* *d = inputs[i] - base, a temporary of the call. */
 int32_t gta_delta(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
                   amg_tensor **d);
+/* d = inputs[i] - base into d, a tensor like call->out (reused model
+ * after model by the reduce passes). */
+int32_t gta_delta_to(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
+                     amg_tensor *d);
 /* d[i] = inputs[i] - base for every input. */
 int32_t gta_deltas(amg_ctx *ctx, const amg_merge_call *call, amg_tensor **d);
 /* out = base + lambda * (consensus or plain) mix of the weighted d. */
 int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
                     const gta_opts *o, amg_tensor *const *d);
-/* *acc += sum |x| row by row in row order, so the total does not depend
- * on how the rows were chunked. tmp: F32 scratch like x. */
+/* *all += sum |x| and *kept += sum |x| where mask is set (either may be
+ * NULL; mask NULL keeps nothing), one read of x. Row by row in row order,
+ * index order within a row, so the totals do not depend on how the rows
+ * were chunked. Host memory only. */
 int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
-                    const amg_tensor *x, amg_tensor *tmp, double *acc);
+                    const amg_tensor *x, const amg_tensor *mask, double *all,
+                    double *kept);
 /* The f32 factor restoring the L1 norm, or 1 when mergekit skips it. */
 float gta_l1_factor(double all, double kept);
 /* A whole-tensor merge done as the reduce passes then apply. */

@@ -135,26 +135,38 @@ static void end_level1(gta_model *m)
 }
 
 /* Pass 1 with rescale: sum |d| over the elements above selection s's
- * level-0 bin (scratch: mask, t1, t2 like d). */
+ * level-0 bin (mask: bool scratch like d). */
 static int32_t l1_above_bin(amg_ctx *ctx, const amg_merge_call *call,
                             gta_sel *sel, const amg_tensor *d,
-                            amg_tensor *const *scratch)
+                            amg_tensor *mask)
 {
     uint64_t none = 0;
     int32_t rc;
 
-    rc = call->k->threshold_mask(ctx, scratch[0], d, (sel->b0 << 16) | 0xFFFFu,
-                                 0, &none);
+    rc = call->k->threshold_mask(ctx, mask, d, (sel->b0 << 16) | 0xFFFFu, 0,
+                                 &none);
     if (rc == AMG_OK)
-        rc = call->k->mask_apply(ctx, scratch[1], d, scratch[0]);
-    if (rc == AMG_OK)
-        rc = gta_l1_rows(ctx, call, scratch[1], scratch[2], &sel->l1_above);
+        rc = gta_l1_rows(ctx, call, d, mask, NULL, &sel->l1_above);
     return rc;
+}
+
+/* Pass 1 has nothing to count for a model whose selections pass 0
+ * already settled (k of 0 or of every element). */
+static int pass_needed(const amg_merge_call *call, const gta_model *m)
+{
+    uint32_t s;
+
+    if (call->pass == 0)
+        return 1;
+    for (s = 0; s < m->n_sel; s++)
+        if (!m->sel[s].resolved)
+            return 1;
+    return 0;
 }
 
 static int32_t reduce_model(amg_ctx *ctx, const amg_merge_call *call,
                             const gta_opts *o, gta_model *m,
-                            const amg_tensor *d, amg_tensor *const *scratch)
+                            const amg_tensor *d, amg_tensor *mask)
 {
     uint32_t s;
     int32_t rc = AMG_OK;
@@ -162,7 +174,7 @@ static int32_t reduce_model(amg_ctx *ctx, const amg_merge_call *call,
     if (call->pass == 0) {
         rc = call->k->abs_histogram(ctx, d, 0, 0, m->hist[0]);
         if (rc == AMG_OK && o->rescale)
-            rc = gta_l1_rows(ctx, call, d, scratch[1], &m->l1_all);
+            rc = gta_l1_rows(ctx, call, d, NULL, &m->l1_all, NULL);
         return rc;
     }
     for (s = 0; rc == AMG_OK && s < m->n_sel; s++) {
@@ -170,40 +182,28 @@ static int32_t reduce_model(amg_ctx *ctx, const amg_merge_call *call,
             continue;
         rc = call->k->abs_histogram(ctx, d, 1, m->sel[s].b0, m->hist[s]);
         if (rc == AMG_OK && o->rescale)
-            rc = l1_above_bin(ctx, call, &m->sel[s], d, scratch);
+            rc = l1_above_bin(ctx, call, &m->sel[s], d, mask);
     }
-    return rc;
-}
-
-static int32_t new_scratch(amg_ctx *ctx, const amg_merge_call *call,
-                           amg_tensor **scratch)
-{
-    const amg_host_api *host = call->host;
-    int32_t rc;
-
-    rc = host->tensor_new_like(ctx, call->out, amg_dl_make(AMG_DL_BOOL, 8),
-                               &scratch[0]);
-    if (rc == AMG_OK)
-        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype,
-                                   &scratch[1]);
-    if (rc == AMG_OK)
-        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype,
-                                   &scratch[2]);
     return rc;
 }
 
 int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                         void *stats)
 {
+    const amg_host_api *host = call->host;
     gta_stats *st = stats;
-    amg_tensor *scratch[3] = { NULL, NULL, NULL }, *d = NULL;
+    amg_tensor *mask = NULL, *d = NULL;
     gta_opts o;
     uint32_t i;
     int32_t rc;
 
     rc = gta_read_opts(ctx, call, inst, &o);
+    /* one delta and one mask for all the models of the call */
+    if (rc == AMG_OK && o.rescale && call->pass == 1)
+        rc = host->tensor_new_like(ctx, call->out,
+                                   amg_dl_make(AMG_DL_BOOL, 8), &mask);
     if (rc == AMG_OK)
-        rc = new_scratch(ctx, call, scratch);
+        rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, &d);
     for (i = 0; rc == AMG_OK && i < o.n; i++) {
         gta_model *m = &st->model[i];
 
@@ -211,11 +211,11 @@ int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
             rc = setup_model(ctx, call, &o, i, m);
         if (rc != AMG_OK || !m->trim)
             continue;
-        rc = gta_delta(ctx, call, i, &d);
-        if (rc == AMG_OK)
-            rc = reduce_model(ctx, call, &o, m, d, scratch);
-        call->host->tensor_release(ctx, d);
-        d = NULL;
+        if (pass_needed(call, m)) {
+            rc = gta_delta_to(ctx, call, i, d);
+            if (rc == AMG_OK)
+                rc = reduce_model(ctx, call, &o, m, d, mask);
+        }
         if (rc != AMG_OK || call->row_end != call->rows_total)
             continue;
         if (call->pass == 0)
@@ -223,6 +223,8 @@ int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
         else
             end_level1(m);
     }
+    host->tensor_release(ctx, d);
+    host->tensor_release(ctx, mask);
     return rc;
 }
 
