@@ -58,6 +58,7 @@
 #include "plan.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,8 @@ typedef struct bctx {
     size_t n_loras;
     aux_map *auxs;                     /* sources with a `fisher:` file */
     size_t n_auxs;
+    double *aux_norm;                  /* per aux file: its L2 norm, 0
+                                          until normalize_fishers asks */
 } bctx;
 
 /* Where one tensor of one step comes from. */
@@ -823,6 +826,29 @@ static int open_aux_files(bctx *c)
     return rc;
 }
 
+/* The `fisher` aux role's normalisation contract: a strategy whose
+ * schema has the global BOOL normalize_fishers and the per-model F64
+ * fisher_norm gets, when the first is true, each model's L2 norm over its
+ * whole Fisher file in the second. Plugins see only row chunks, so only
+ * the host can make this pass over every tensor. */
+#define FISHER_NORMALIZE "normalize_fishers"
+#define FISHER_NORM "fisher_norm"
+
+static const amg_param_spec *spec_named(const amg_strategy *s,
+                                        const char *name);
+
+static int fills_fisher_norm(const amg_strategy *s)
+{
+    const char *role = aux_role_of(s);
+    const amg_param_spec *on = spec_named(s, FISHER_NORMALIZE);
+    const amg_param_spec *norm = spec_named(s, FISHER_NORM);
+
+    return role && strcmp(role, "fisher") == 0 && on &&
+           on->type == AMG_PARAM_BOOL && on->scope == AMG_SCOPE_GLOBAL &&
+           norm && norm->type == AMG_PARAM_F64 &&
+           norm->scope == AMG_SCOPE_PER_MODEL;
+}
+
 /* ---- parameter names, checked once per step */
 
 static const amg_param_spec *spec_named(const amg_strategy *s,
@@ -880,6 +906,11 @@ static int check_pset(bctx *c, const amg_strategy *s, const amg_pset *ps,
             return at(c, e->pos, AMG_EINVAL, "'%s' is a global parameter of "
                       "'%s': set it under the top-level parameters",
                       e->name, s->id);
+        if (strcmp(e->name, FISHER_NORM) == 0 && fills_fisher_norm(s))
+            return at(c, e->pos, AMG_EINVAL, "'%s' of '%s' is set by "
+                      "amalgam (the L2 norm of the model's Fisher file, "
+                      "under %s: true) and cannot be given in a pipeline",
+                      e->name, s->id, FISHER_NORMALIZE);
         if ((e->value.kind == AMG_PV_GRADIENT ||
              e->value.kind == AMG_PV_FILTERS) &&
             !(sp->flags & AMG_PARAM_GRADIENT))
@@ -894,6 +925,7 @@ static int check_step_params(bctx *c, size_t s)
 {
     const amg_step *st = &c->pipe->steps[s];
     const amg_strategy *strat = c->steps[s].strategy->s;
+    const amg_pentry *e;
     size_t i, j;
     int rc = check_pset(c, strat, &st->params, 0);
 
@@ -901,6 +933,11 @@ static int check_step_params(bctx *c, size_t s)
         rc = check_pset(c, strat, &st->models[i].params, 1);
     for (i = 0; rc == AMG_OK && i < st->n_slices; i++) {
         rc = check_pset(c, strat, &st->slices[i].params, 0);
+        if (rc == AMG_OK && fills_fisher_norm(strat) &&
+            (e = amg_pset_get(&st->slices[i].params, FISHER_NORMALIZE)))
+            return at(c, e->pos, AMG_EINVAL, "'%s' of '%s' applies to the "
+                      "whole step: set it under the step's top-level "
+                      "parameters, not a slice's", e->name, strat->id);
         for (j = 0; rc == AMG_OK && j < st->slices[i].n_sources; j++)
             rc = check_pset(c, strat, &st->slices[i].sources[j].params, 1);
     }
@@ -1657,6 +1694,91 @@ static int aux_nodes(bctx *c, const gather *g, size_t **out)
     return rc;
 }
 
+/* sqrt of the sum of squares of every float entry of m as the strategy
+ * would see it (converted to f32), in name order then element order,
+ * summed in double. */
+static double file_l2(const amg_model *m)
+{
+    float buf[4096];
+    double sum = 0.0;
+    uint64_t e, n, k;
+    size_t i;
+
+    for (i = 0; i < m->n_tensors; i++) {
+        const amg_st_tensor *t = m->tensors[i].t;
+        const unsigned char *p = amg_st_data(amg_model_shard(m,
+                                                             &m->tensors[i]),
+                                             t);
+        size_t es = amg_dtype_size(t->dtype);
+
+        if (!p || !amg_dtype_is_float(t->dtype))
+            continue;
+        for (e = 0; e < t->numel; e += n) {
+            n = t->numel - e < 4096 ? t->numel - e : 4096;
+            amg_to_f32(t->dtype, p + e * es, buf, (size_t)n);
+            for (k = 0; k < n; k++)
+                sum += (double)buf[k] * (double)buf[k];
+        }
+    }
+    return sqrt(sum);
+}
+
+/* The norm of an aux file, computed on first use. */
+static int aux_norm(bctx *c, const amg_source *src, size_t file, double *out)
+{
+    const char *name = c->plan->aux_refs[file];
+
+    if (!c->aux_norm &&
+        !(c->aux_norm = calloc(c->plan->n_aux_files, sizeof(double))))
+        return oom(c);
+    if (c->aux_norm[file] == 0.0) {
+        *out = file_l2(&c->plan->aux_files[file]);
+        if (*out == 0.0)
+            return at(c, src->fisher_pos, AMG_EINVAL, "Fisher file '%s' has "
+                      "L2 norm 0 (no float tensor, or all entries zero), so "
+                      "%s cannot divide by it", name, FISHER_NORMALIZE);
+        if (!isfinite(*out))
+            return at(c, src->fisher_pos, AMG_EINVAL, "Fisher file '%s' has "
+                      "a non-finite L2 norm (it holds inf or NaN), so %s "
+                      "cannot divide by it", name, FISHER_NORMALIZE);
+        c->aux_norm[file] = *out;
+    }
+    *out = c->aux_norm[file];
+    return AMG_OK;
+}
+
+/* normalize_fishers: each input's fisher_norm from its file. The setting
+ * is the same for every tensor of a step (no lists, filters or slice
+ * values), so reading it per node reads the step's value. */
+static int fisher_norms(bctx *c, size_t s, const gather *g, amg_plan_node *n)
+{
+    const amg_strategy *st = c->steps[s].strategy->s;
+    const aux_map *am;
+    double v = 0.0;
+    size_t j;
+    int on, rc = AMG_OK;
+
+    if (!fills_fisher_norm(st))
+        return AMG_OK;
+    on = amg_params_index(&n->global, FISHER_NORMALIZE);
+    if (on < 0 || !n->global.values[on].i)
+        return AMG_OK;
+    for (j = 0; rc == AMG_OK && j < g->n; j++) {
+        if (!(am = aux_of(c, g->who[j])))
+            return at(c, g->who[j]->pos, AMG_EINVAL, "model '%s' has no "
+                      "'fisher' file, but %s is true for strategy '%s' "
+                      "(every model's weight is divided by the L2 norm of "
+                      "its file)", ref_name(c, g->who[j]), FISHER_NORMALIZE,
+                      st->id);
+        rc = aux_norm(c, g->who[j], am->file, &v);
+        if (rc == AMG_OK &&
+            (rc = amg_params_set_f64(&n->per_model[j], FISHER_NORM, v,
+                                     c->err)))
+            prefix_at(c, g->who[j]->fisher_pos);
+    }
+    return rc;
+}
+
 static int make_merge(bctx *c, size_t s, const route *r, const char *name,
                       gather *g, size_t *out)
 {
@@ -1692,6 +1814,8 @@ static int make_merge(bctx *c, size_t s, const route *r, const char *name,
         return oom(c);
     memcpy(n->inputs, g->nodes, g->n * sizeof(*n->inputs));
     rc = fill_params(c, s, r, name, g, n);
+    if (rc == AMG_OK)
+        rc = fisher_norms(c, s, g, n);
     if (rc == AMG_OK)
         *out = idx;
     return rc;
@@ -1946,6 +2070,7 @@ out:
     free(c.model_pos);
     free(c.loras);
     free(c.auxs);
+    free(c.aux_norm);
     if (rc != AMG_OK)
         amg_plan_free(plan);
     return rc;

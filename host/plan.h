@@ -127,8 +127,10 @@ typedef struct amg_plan {
  * update must exist in their base with the update's shape. `fisher:` files
  * are opened for strategies with an aux_role (refused for others); an
  * input's auxiliary value is the same-named tensor of its file, of the
- * input's shape and a float dtype, or none when the file lacks it. Errors
- * carry "file:line:col:".
+ * input's shape and a float dtype, or none when the file lacks it. A
+ * `fisher` strategy with normalize_fishers true gets each input's
+ * fisher_norm, the L2 norm of its whole file (computed once per file, a
+ * pass over its data). Errors carry "file:line:col:".
  */
 /* The model a LOAD node reads from. */
 static inline const amg_model *amg_plan_load_model(const amg_plan *plan,

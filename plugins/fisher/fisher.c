@@ -15,6 +15,17 @@
  * that has no file) counts as F = 0, so it weighs epsilon. When no input
  * has the tensor, `fallback` decides: average (mergekit's linear with
  * these weights, bit for bit) or base (the base model's value).
+ *
+ * normalize_fishers divides c_i by ||F_i||, the L2 norm over every entry
+ * of model i's file, as the original code does (mmatena/model_merging,
+ * merging.py): the scale of a Fisher depends on the data and loss it was
+ * estimated with, so raw Fishers from different tasks are not comparable.
+ * A strategy sees only row chunks, so the norm cannot be computed here:
+ * the host computes it once per file while planning and hands it over as
+ * the per-model parameter fisher_norm. That keeps the ABI as it is (aux
+ * stays the Fisher as stored) and the arithmetic in double, here; the
+ * default 0 means "not computed", which a normalising merge refuses
+ * rather than silently skip the normalisation under another host.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +35,9 @@
 
 static const char *const EPS_MODES[] = { "add", "floor", NULL };
 static const char *const FALLBACKS[] = { "average", "base", NULL };
+
+/* Host-filled parameter: the plan sets it from the file, never the user. */
+#define FISHER_NORM "fisher_norm"
 
 static const amg_param_spec fisher_params[] = {
     { .struct_size = sizeof(amg_param_spec), .type = AMG_PARAM_F64,
@@ -43,12 +57,22 @@ static const amg_param_spec fisher_params[] = {
       .choices = FALLBACKS,
       .help = "tensors no model has a Fisher for: average (weighted, as "
               "linear) or base (the base model's value)" },
+    { .struct_size = sizeof(amg_param_spec), .type = AMG_PARAM_BOOL,
+      .scope = AMG_SCOPE_GLOBAL, .name = "normalize_fishers", .def = 0.0,
+      .help = "divide each model's weight by the L2 norm of its whole "
+              "Fisher file (one value per step)" },
+    { .struct_size = sizeof(amg_param_spec), .type = AMG_PARAM_F64,
+      .scope = AMG_SCOPE_PER_MODEL, .flags = AMG_PARAM_HAS_MIN,
+      .name = FISHER_NORM, .def = 0.0, .min = 0.0,
+      .help = "set by amalgam under normalize_fishers: the L2 norm of the "
+              "model's Fisher file; not for pipelines" },
 };
 
 typedef struct fisher_opts {
     double eps;
     int floor;                         /* epsilon_mode floor */
     int base;                          /* fallback base */
+    int32_t normalize;                 /* normalize_fishers */
 } fisher_opts;
 
 static int32_t read_opts(amg_ctx *ctx, const amg_merge_call *call,
@@ -59,7 +83,9 @@ static int32_t read_opts(amg_ctx *ctx, const amg_merge_call *call,
 
     if (host->param_f64(call->params, "epsilon", &o->eps) != AMG_OK ||
         host->param_str(call->params, "epsilon_mode", &mode) != AMG_OK ||
-        host->param_str(call->params, "fallback", &fb) != AMG_OK)
+        host->param_str(call->params, "fallback", &fb) != AMG_OK ||
+        host->param_bool(call->params, "normalize_fishers", &o->normalize) !=
+            AMG_OK)
         return host->fail(ctx, AMG_EINVAL, "cannot read the parameters of "
                           "fisher for tensor '%s'", call->tensor_name);
     o->floor = strcmp(mode, "floor") == 0;
@@ -77,6 +103,30 @@ static int32_t read_weights(amg_ctx *ctx, const amg_merge_call *call,
         if (host->param_f64(call->input_params[i], "weight", &c[i]) != AMG_OK)
             return host->fail(ctx, AMG_EINVAL, "cannot read 'weight' of "
                               "input model %u", (unsigned)i + 1);
+    return AMG_OK;
+}
+
+/* cf_i = c_i / ||F_i|| under normalize_fishers, else c_i. */
+static int32_t fisher_coeffs(amg_ctx *ctx, const amg_merge_call *call,
+                             const fisher_opts *o, const double *c,
+                             double *cf)
+{
+    const amg_host_api *host = call->host;
+    double norm;
+    uint32_t i;
+
+    for (i = 0; i < call->n_inputs; i++) {
+        cf[i] = c[i];
+        if (!o->normalize)
+            continue;
+        if (host->param_f64(call->input_params[i], FISHER_NORM, &norm) !=
+                AMG_OK || !(norm > 0.0))
+            return host->fail(ctx, AMG_EUNSUPPORTED, "normalize_fishers "
+                              "needs the host to set '" FISHER_NORM "' of "
+                              "input model %u (the L2 norm of its Fisher "
+                              "file), but it is not set", (unsigned)i + 1);
+        cf[i] = c[i] / norm;
+    }
     return AMG_OK;
 }
 
@@ -185,7 +235,8 @@ static int32_t fisher_merge(void *inst, amg_ctx *ctx,
     rc = read_opts(ctx, call, &o);
     if (rc != AMG_OK)
         return rc;
-    c = host->mem_alloc(ctx, call->n_inputs * sizeof(double), 0);
+    /* c: the weights as given; after them, the Fisher coefficients */
+    c = host->mem_alloc(ctx, 2 * call->n_inputs * sizeof(double), 0);
     if (c == NULL)
         return host->fail(ctx, AMG_ENOMEM, "out of memory for %u weights",
                           (unsigned)call->n_inputs);
@@ -193,7 +244,9 @@ static int32_t fisher_merge(void *inst, amg_ctx *ctx,
     for (i = 0; call->aux && i < call->n_inputs; i++)
         have += call->aux[i] != NULL;
     if (rc == AMG_OK && have)
-        rc = weigh(ctx, call, &o, c);
+        rc = fisher_coeffs(ctx, call, &o, c, c + call->n_inputs);
+    if (rc == AMG_OK && have)
+        rc = weigh(ctx, call, &o, c + call->n_inputs);
     else if (rc == AMG_OK && o.base)
         rc = from_base(ctx, call);
     else if (rc == AMG_OK)
@@ -220,9 +273,15 @@ static const amg_strategy fisher_strategy = {
         "weighted average, identical to linear) or base (the base model's\n"
         "value; needs base_model).\n"
         "\n"
-        "Not supported yet: the original code's normalize_fishers (each F\n"
-        "divided by its L2 norm over the whole file), which needs a pass\n"
-        "over every tensor before merging; scale the files beforehand.",
+        "normalize_fishers: true (default false) divides each c_i by the\n"
+        "L2 norm of the model's whole Fisher file (every float tensor in\n"
+        "it, used or not), as the original code does: c_i / ||F_i|| times\n"
+        "F'_i, so epsilon applies to the stored F. amalgam computes the\n"
+        "norms while planning (a pass over each file, in double) and passes\n"
+        "them as fisher_norm, which pipelines cannot set. It is one value\n"
+        "per step (not a list, filter or slice setting); every model then\n"
+        "needs a file, and a file whose norm is 0 is refused. The fallback\n"
+        "average uses the weights as given.",
     .caps = AMG_CAP_CPU | AMG_CAP_ELEMENTWISE | AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = 0,

@@ -2,26 +2,34 @@
 """Float64 reference for the fisher strategy, and a writer of test Fishers.
 
   fisher.py make OUT.safetensors MODEL_DIR --seed N [--drop S] [--bad-shape S]
-            [--int S]
+            [--int S] [--scale K]
       writes a synthetic Fisher file for MODEL_DIR: every floating-point
       tensor's name and shape, F32, positive values spread over eight
       decades (1e-10 .. 1e-2, as squared gradients are). --drop leaves out
       the tensors whose name contains S; --bad-shape gives them one extra
-      element; --int stores them as I32 (error tests).
+      element; --int stores them as I32 (error tests); --scale multiplies
+      every value by K (in float64, before the F32 rounding).
 
   fisher.py check OUT --model DIR[=FISHER] ... [--weight W ...]
             [--epsilon E] [--mode add|floor] [--fallback average|base]
-            [--base DIR] [--rtol R]
+            [--base DIR] [--normalize] [--rtol R]
       checks a merged model against, per element,
           want = sum_i c_i F'_i x_i / sum_i c_i F'_i
       with F' = F + E (add) or max(F, E) (floor), F = 0 for a model
       without a file or without the tensor in it, computed in float64;
       tensors no model has a Fisher for must equal the weighted average
       (fallback average) or the base's value (fallback base).
+      --normalize (normalize_fishers): c_i / ||F_i|| in place of c_i in
+      the Fisher quotient, ||F_i|| the L2 norm of every float entry of
+      model i's file (as F32, squares summed in float64 in name order);
+      every model needs a file. The fallback average keeps c_i.
 
 Tolerance: amalgam sums in double and rounds the quotient once to f32, so
 the error is at most half an f32 ulp of want plus double rounding noise;
 the check allows rtol (default 2**-23, one ulp) of |want|.
+With --normalize the norms are summed per tensor, then across tensors,
+not in amalgam's one running sum: a relative difference near 1e-15 in
+c_i, far inside the same tolerance.
 """
 import argparse
 import os
@@ -54,7 +62,7 @@ def make(a):
         shape = tensors[name].shape
         if a.bad_shape and any(s in name for s in a.bad_shape):
             shape = (int(np.prod(shape)) + 1,)
-        f = 10.0 ** rng.uniform(-10.0, -2.0, size=shape)
+        f = 10.0 ** rng.uniform(-10.0, -2.0, size=shape) * a.scale
         if a.int and any(s in name for s in a.int):
             ints.append(name)
             f = np.ones(shape)
@@ -81,19 +89,29 @@ def retype_i32(path, names):
         f.write(b)
 
 
-def expected(xs, fs, c, eps, mode, fallback, base):
+def expected(xs, fs, c, eps, mode, fallback, base, cf):
     if all(f is None for f in fs):
         if fallback == "base":
             return base
         return sum(ci * x for ci, x in zip(c, xs)) / sum(c)
     num = np.zeros_like(xs[0])
     den = np.zeros_like(xs[0])
-    for ci, x, f in zip(c, xs, fs):
+    for ci, x, f in zip(cf, xs, fs):
         f = np.zeros_like(x) if f is None else f
         fp = np.maximum(f, eps) if mode == "floor" else f + eps
         num += ci * fp * x
         den += ci * fp
     return num / den
+
+
+def file_norm(path):
+    _, ts, dts = st_reader.read_model_full(path)
+    sq = 0.0
+    for name in sorted(ts):
+        if dts[name] in FLOAT:
+            v = ts[name].astype(np.float32).astype(np.float64)
+            sq += float(np.sum(v * v))
+    return np.sqrt(sq)
 
 
 def check(a):
@@ -106,6 +124,11 @@ def check(a):
     base = st_reader.read_model(a.base)[1] if a.base else None
     c = a.weight or [1.0] * len(models)
     assert len(c) == len(models), "one --weight per --model"
+    cf = list(c)
+    if a.normalize:
+        paths = [spec.partition("=")[2] for spec in a.model]
+        assert all(paths), "--normalize needs a Fisher file for each --model"
+        cf = [ci / file_norm(p) for ci, p in zip(c, paths)]
     worst = 0.0
     for name in sorted(got):
         g = got[name].astype(np.float64)
@@ -118,7 +141,8 @@ def check(a):
         fs = [f[name].astype(np.float64) if name in f else None
               for f in fishers]
         want = expected(xs, fs, c, a.epsilon, a.mode, a.fallback,
-                        base[name].astype(np.float64) if base else None)
+                        base[name].astype(np.float64) if base else None,
+                        cf)
         err = np.abs(g - want)
         tol = a.rtol * np.abs(want) + 1e-38
         if all(f is None for f in fs) and a.fallback == "average":
@@ -150,6 +174,7 @@ def main(argv):
     m.add_argument("--drop", action="append")
     m.add_argument("--bad-shape", action="append")
     m.add_argument("--int", action="append")
+    m.add_argument("--scale", type=float, default=1.0)
     k = sub.add_parser("check")
     k.add_argument("out")
     k.add_argument("--model", action="append", required=True)
@@ -159,6 +184,7 @@ def main(argv):
     k.add_argument("--fallback", choices=("average", "base"),
                    default="average")
     k.add_argument("--base")
+    k.add_argument("--normalize", action="store_true")
     k.add_argument("--rtol", type=float, default=2.0 ** -23)
     a = ap.parse_args(argv)
     if a.cmd == "make":
