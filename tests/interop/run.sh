@@ -59,4 +59,19 @@ else
     echo "FAIL lm_eval: no merged model at $merged"
     status=1
 fi
+
+# amalgam's LoRA fold against PEFT's merge_and_unload (kinds x dtypes)
+"$python" "$here/lora_peft.py" --amalgam "$amalgam" --work "$work/lora" \
+    2>"$work/lora.err" || { status=1; tail -20 "$work/lora.err"; }
+# the LLM-Merging bridge end to end with this python: none of it may skip
+echo "bridge (tests/cli/bridge.sh):"
+if BRIDGE_PYTHON=$python AMALGAM=$amalgam top_srcdir=$(cd "$here/../.." && pwd) \
+        BUILTIN_PLUGIN_DIR="$build/plugins/.libs" \
+        sh "$here/../cli/bridge.sh" >"$work/bridge.log" 2>&1; then
+    grep -E '^ *(ok|FAIL|skip)|\|amalgam_mc' "$work/bridge.log"
+else
+    cat "$work/bridge.log"
+    echo "FAIL the LLM-Merging bridge (see $work/bridge.log)"
+    status=1
+fi
 exit $status
