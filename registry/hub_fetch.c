@@ -61,18 +61,7 @@ int amg_hub_wanted(const char *path, const char *const *include,
 
 /* ---- the listing */
 
-typedef struct entry {
-    char *path;
-    char etag[72];                     /* sha256 (LFS) or git sha1 */
-    uint64_t size;
-} entry;
-
-typedef struct listing {
-    entry *e;
-    size_t n;
-} listing;
-
-static void listing_free(listing *l)
+void amg__hub_listing_free(amg_hub_listing *l)
 {
     size_t i;
 
@@ -92,7 +81,7 @@ static void printable(const char *s, char *buf, size_t cap)
     buf[i] = '\0';
 }
 
-static int add_entry(listing *l, json_t *item, const char *repo,
+static int add_entry(amg_hub_listing *l, json_t *item, const char *repo,
                      const char *endpoint, amg_err *err)
 {
     const char *type = json_string_value(json_object_get(item, "type"));
@@ -100,7 +89,7 @@ static int add_entry(listing *l, json_t *item, const char *repo,
     json_t *lfs = json_object_get(item, "lfs"), *size;
     const char *etag;
     char shown[256];
-    entry *grown;
+    amg_hub_entry *grown;
 
     if (type && strcmp(type, "file") != 0)
         return AMG_OK;
@@ -130,7 +119,7 @@ static int add_entry(listing *l, json_t *item, const char *repo,
     if (!(grown = realloc(l->e, (l->n + 1) * sizeof(*grown))))
         return amg_err_set(err, AMG_ENOMEM, "out of memory");
     l->e = grown;
-    memset(&l->e[l->n], 0, sizeof(entry));
+    memset(&l->e[l->n], 0, sizeof(amg_hub_entry));
     if (!(l->e[l->n].path = amg_strdup(path)))
         return amg_err_set(err, AMG_ENOMEM, "out of memory");
     snprintf(l->e[l->n].etag, sizeof(l->e[l->n].etag), "%s", etag);
@@ -139,8 +128,8 @@ static int add_entry(listing *l, json_t *item, const char *repo,
     return AMG_OK;
 }
 
-static int parse_page(listing *l, const char *body, const char *repo,
-                      const char *endpoint, amg_err *err)
+int amg__hub_parse_tree(amg_hub_listing *l, const char *body,
+                        const char *repo, const char *endpoint, amg_err *err)
 {
     json_error_t je;
     json_t *root = json_loads(body, 0, &je), *item;
@@ -166,7 +155,7 @@ static int parse_page(listing *l, const char *body, const char *repo,
 }
 
 static int list_tree(const amg_hub_http *h, const char *repo,
-                     const char *commit, listing *l, amg_err *err)
+                     const char *commit, amg_hub_listing *l, amg_err *err)
 {
     size_t n = strlen(h->endpoint) + strlen(repo) + 96;
     char *url = malloc(n), *body = NULL;
@@ -188,7 +177,7 @@ static int list_tree(const amg_hub_http *h, const char *repo,
             rc = amg_hub_http_fail(h, &r, repo, commit, NULL, err);
             break;
         }
-        rc = parse_page(l, body, repo, h->endpoint, err);
+        rc = amg__hub_parse_tree(l, body, repo, h->endpoint, err);
         free(body);
         body = NULL;
         free(url);
@@ -200,14 +189,29 @@ static int list_tree(const amg_hub_http *h, const char *repo,
     return rc;
 }
 
+int amg__hub_parse_revision(const char *body, const char *repo,
+                            const char *rev, const char *endpoint,
+                            char commit[41], amg_err *err)
+{
+    json_t *root = json_loads(body, 0, NULL);
+    const char *sha = json_string_value(json_object_get(root, "sha"));
+    int rc = AMG_OK;
+
+    if (!sha || !amg_hub_is_commit(sha))
+        rc = amg_err_set(err, AMG_EFORMAT, "%s gave no commit for '%s' at "
+                         "revision '%s'", endpoint, repo, rev);
+    else
+        memcpy(commit, sha, 41);
+    json_decref(root);
+    return rc;
+}
+
 /* GET /api/models/{repo}/revision/{rev} -> its "sha". */
 static int resolve_commit(const amg_hub_http *h, const char *repo,
                           const char *rev, char commit[41], amg_err *err)
 {
     char *q = amg_hub_quote(rev, 0), *url = NULL, *body = NULL;
     amg_hub_resp r = { 0 };
-    const char *sha;
-    json_t *root = NULL;
     size_t n;
     int rc;
 
@@ -222,16 +226,8 @@ static int resolve_commit(const amg_hub_http *h, const char *repo,
         rc = amg_hub_http_fail(h, &r, repo, rev, NULL, err);
         goto out;
     }
-    root = json_loads(body, 0, NULL);
-    sha = json_string_value(json_object_get(root, "sha"));
-    if (!sha || !amg_hub_is_commit(sha)) {
-        rc = amg_err_set(err, AMG_EFORMAT, "%s gave no commit for '%s' at "
-                         "revision '%s'", h->endpoint, repo, rev);
-        goto out;
-    }
-    memcpy(commit, sha, 41);
+    rc = amg__hub_parse_revision(body, repo, rev, h->endpoint, commit, err);
 out:
-    json_decref(root);
     amg_hub_resp_free(&r);
     free(body);
     free(url);
@@ -288,7 +284,7 @@ static void meter_sub(meter *m, uint64_t bytes)
 typedef struct job {
     const amg_hub_http *h;
     const char *root, *repo_dir, *repo, *commit;
-    const listing *l;
+    const amg_hub_listing *l;
     size_t next;                       /* the next entry to take */
     meter *m;
     pthread_mutex_t lock;
@@ -368,7 +364,7 @@ static char *resolve_url(const job *j, const char *path)
     return url;
 }
 
-static int check_digest(blob_sink *s, const entry *e, const char *repo,
+static int check_digest(blob_sink *s, const amg_hub_entry *e, const char *repo,
                         amg_err *err)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -387,7 +383,7 @@ static int check_digest(blob_sink *s, const entry *e, const char *repo,
     return AMG_OK;
 }
 
-static int download_blob(job *j, const entry *e, amg_err *err)
+static int download_blob(job *j, const amg_hub_entry *e, amg_err *err)
 {
     blob_sink s = { -1, NULL, e->size, strlen(e->etag) == 40, NULL, j->m, 0 };
     char *tmp = NULL, *url = resolve_url(j, e->path);
@@ -438,7 +434,7 @@ out:
     return rc;
 }
 
-static int fetch_one(job *j, const entry *e, amg_err *err)
+static int fetch_one(job *j, const amg_hub_entry *e, amg_err *err)
 {
     int fd, rc = AMG_OK;
 
@@ -510,7 +506,7 @@ static int run_jobs(job *j, int jobs, amg_err *err)
 }
 
 /* Keep only what is wanted. */
-static void filter(listing *l, const amg_fetch_opts *o)
+static void filter(amg_hub_listing *l, const amg_fetch_opts *o)
 {
     size_t i, k = 0;
 
@@ -561,7 +557,7 @@ static char *snapshot_dir(const char *repo_dir, const char *commit)
 
 static int download_all(const amg_hub_http *h, const char *root,
                         const char *repo_dir, const char *repo,
-                        const char *commit, const listing *l,
+                        const char *commit, const amg_hub_listing *l,
                         const amg_fetch_opts *o, amg_err *err)
 {
     meter m;
@@ -629,7 +625,7 @@ int amg_hub_fetch(const char *repo, const char *rev, const amg_fetch_opts *o,
 {
     char *root = amg_hub_cache_root(), *repo_dir = NULL, *snap_rel = NULL;
     char commit[41];
-    listing l = { 0 };
+    amg_hub_listing l = { 0 };
     amg_hub_http h;
     int rc, have_h = 0;
 
@@ -676,7 +672,7 @@ int amg_hub_fetch(const char *repo, const char *rev, const amg_fetch_opts *o,
 out:
     if (have_h)
         amg_hub_http_free(&h);
-    listing_free(&l);
+    amg__hub_listing_free(&l);
     free(snap_rel);
     free(root);
     free(repo_dir);

@@ -10,6 +10,7 @@
 #define AMG_HUB_FETCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -44,5 +45,35 @@ int amg_hub_fetch(const char *repo_id, const char *revision,
  * cache. */
 int amg_hub_resolve(const char *repo_id, const char *revision,
                     const amg_fetch_opts *o, char **snapshot, amg_err *err);
+
+/* ---- the parsers of the Hub's JSON answers, pure (no network, no cache),
+ * so that tests and fuzz targets reach them directly */
+
+typedef struct amg_hub_entry {
+    char *path;
+    char etag[72];                     /* sha256 (LFS) or git sha1 */
+    uint64_t size;
+} amg_hub_entry;
+
+typedef struct amg_hub_listing {
+    amg_hub_entry *e;
+    size_t n;
+} amg_hub_listing;
+
+void amg__hub_listing_free(amg_hub_listing *l);
+
+/* Append the files of one page of /api/models/{repo}/tree/{commit}
+ * (NUL-terminated body) to *l; folders are skipped. One unsafe name, or a
+ * file without a valid hash or size, fails the page (*l may then hold part
+ * of it: the caller frees it and uses none). repo and endpoint only go into
+ * messages. */
+int amg__hub_parse_tree(amg_hub_listing *l, const char *body,
+                        const char *repo, const char *endpoint, amg_err *err);
+
+/* The "sha" of /api/models/{repo}/revision/{rev} (NUL-terminated body):
+ * a 40-hex commit into commit, else AMG_EFORMAT. */
+int amg__hub_parse_revision(const char *body, const char *repo,
+                            const char *rev, const char *endpoint,
+                            char commit[41], amg_err *err);
 
 #endif

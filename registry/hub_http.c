@@ -252,11 +252,9 @@ static int header_is(const char *line, size_t n, const char *name,
     return 1;
 }
 
-static size_t on_header(char *line, size_t sz, size_t nitems, void *ud)
+void amg__hub_parse_header(amg_hub_resp *r, const char *line, size_t n)
 {
-    xfer *x = ud;
-    amg_hub_resp *r = x->r;
-    size_t n = sz * nitems, vlen;
+    size_t vlen;
     const char *v;
     char num[32], *end;
 
@@ -267,7 +265,7 @@ static size_t on_header(char *line, size_t sz, size_t nitems, void *ud)
         copy_value(num, sizeof(num), line, n);
         end = strchr(num, ' ');
         r->status = end ? strtol(end + 1, NULL, 10) : 0;
-        return n;
+        return;
     }
     if (header_is(line, n, "X-Repo-Commit", &v, &vlen)) {
         copy_value(r->commit, sizeof(r->commit), v, vlen);
@@ -298,7 +296,14 @@ static size_t on_header(char *line, size_t sz, size_t nitems, void *ud)
     } else if (header_is(line, n, "Link", &v, &vlen)) {
         parse_link(r, v, vlen);
     }
-    return n;
+}
+
+static size_t on_header(char *line, size_t sz, size_t nitems, void *ud)
+{
+    xfer *x = ud;
+
+    amg__hub_parse_header(x->r, line, sz * nitems);
+    return sz * nitems;
 }
 
 static size_t on_body(char *buf, size_t sz, size_t nitems, void *ud)

@@ -50,6 +50,11 @@ void amg_hub_http_free(amg_hub_http *h);
 
 void amg_hub_resp_free(amg_hub_resp *r);
 
+/* Fold one response header line, as libcurl hands it over (not
+ * NUL-terminated, CRLF included), into *r. A status line starts a new
+ * response. Pure, so that tests and fuzz targets reach it directly. */
+void amg__hub_parse_header(amg_hub_resp *r, const char *line, size_t n);
+
 /* GET url into a malloc'd NUL-terminated body of at most max bytes.
  * Retries 408/429/5xx and network failures. AMG_OK only for a 2xx; on an
  * HTTP error *r holds the response for amg_hub_http_fail. */

@@ -4,7 +4,7 @@
 #
 #   tests/fuzz/run.sh BUILD_DIR TARGET SECONDS [libFuzzer options...]
 #
-# TARGET is safetensors, index, pipeline, config or descriptor (or the
+# TARGET is safetensors, index, pipeline, config, descriptor or hub (or the
 # binary's name, fuzz_TARGET). The
 # corpus lives in BUILD_DIR/tests/fuzz/corpus/TARGET: seeded from
 # tests/fuzz/seeds/TARGET plus a few boundary cases generated here, and kept
@@ -17,7 +17,7 @@
 set -u
 
 usage() {
-    echo "usage: $0 BUILD_DIR safetensors|index|pipeline|config|descriptor SECONDS [libFuzzer options...]" >&2
+    echo "usage: $0 BUILD_DIR safetensors|index|pipeline|config|descriptor|hub SECONDS [libFuzzer options...]" >&2
     exit 2
 }
 [ $# -ge 3 ] || usage
@@ -29,6 +29,7 @@ case $target in
     pipeline|fuzz_pipeline) kind=pipeline ;;
     config|fuzz_config) kind=config ;;
     descriptor|fuzz_descriptor) kind=descriptor ;;
+    hub|fuzz_hub) kind=hub ;;
     *) usage ;;
 esac
 case $secs in ''|*[!0-9]*) usage ;; esac

@@ -251,6 +251,134 @@ START_TEST(quote)
 }
 END_TEST
 
+/* Header lines as libcurl hands them over: CRLF, no terminator. */
+static void header(amg_hub_resp *r, const char *line)
+{
+    amg__hub_parse_header(r, line, strlen(line));
+}
+
+START_TEST(header_lines)
+{
+    static const char bytes[] = "X-Error-Code: GatedRepo and more";
+    amg_hub_resp r;
+
+    memset(&r, 0, sizeof(r));
+    header(&r, "HTTP/1.1 302 Found\r\n");
+    ck_assert_int_eq(r.status, 302);
+    /* the LFS sha256 of X-Linked-Etag wins over the pointer's ETag, in
+     * whichever order they come */
+    header(&r, "ETag: \"8e1f7a2b0c39d4e5f60718293a4b5c6d7e8f9012\"\r\n");
+    header(&r, "x-linked-etag: W/\"9f86d081\"\r\n");
+    header(&r, "ETag: \"ignored\"\r\n");
+    ck_assert_str_eq(r.etag, "9f86d081");
+    ck_assert(r.linked_etag);
+    header(&r, "X-Linked-Size: 16472\r\n");
+    header(&r, "Content-Length: 0\r\n");
+    ck_assert(r.has_size);
+    ck_assert_uint_eq(r.size, 16472);
+    header(&r, "X-Repo-Commit:  3f786850e387550fdab836ed7e6dc881de23001b"
+           " \r\n");
+    ck_assert_str_eq(r.commit, "3f786850e387550fdab836ed7e6dc881de23001b");
+    header(&r, "Link: <http://h/a?c=0>; rel=\"prev\", <http://h/a?c=6>; "
+           "rel=\"next\"\r\n");
+    ck_assert_ptr_nonnull(r.next);
+    ck_assert_str_eq(r.next, "http://h/a?c=6");
+    /* only the first 23 bytes are the line */
+    amg__hub_parse_header(&r, bytes, 23);
+    ck_assert_str_eq(r.error_code, "GatedRepo");
+    header(&r, "Content-Length: 12x\r\n");
+    ck_assert_uint_eq(r.size, 16472);
+    /* a second response (after a redirect or 100 Continue) starts over */
+    header(&r, "HTTP/2 200\r\n");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(r.next);
+    ck_assert_str_eq(r.etag, "");
+    ck_assert(!r.has_size);
+    header(&r, "Content-Length: 12x\r\n");
+    ck_assert(!r.has_size);
+    header(&r, "Content-Length: 41\r\n");
+    ck_assert(r.has_size);
+    ck_assert_uint_eq(r.size, 41);
+    amg_hub_resp_free(&r);
+}
+END_TEST
+
+#define SHA1 "8e1f7a2b0c39d4e5f60718293a4b5c6d7e8f9012"
+#define SHA256 "9f86d081884c7d659a2feaa0c55ad015" \
+               "a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+START_TEST(tree_pages)
+{
+    const char *page1 =
+        "[{\"type\": \"file\", \"path\": \"config.json\", \"size\": 41, "
+        "\"oid\": \"" SHA1 "\"}, {\"type\": \"directory\", \"path\": "
+        "\"extra\", \"size\": 0, \"oid\": \"" SHA1 "\"}, {\"type\": \"file\", "
+        "\"path\": \"model.safetensors\", \"size\": 134, \"oid\": \"" SHA1
+        "\", \"lfs\": {\"oid\": \"" SHA256 "\", \"size\": 16472}}]";
+    const char *page2 =
+        "[{\"type\": \"file\", \"path\": \"extra/notes.txt\", \"size\": 23, "
+        "\"oid\": \"" SHA1 "\"}]";
+    amg_hub_listing l = { 0 };
+    amg_err e;
+
+    amg_err_clear(&e);
+    ck_assert_int_eq(amg__hub_parse_tree(&l, page1, "org/tiny", "http://h",
+                                         &e), AMG_OK);
+    ck_assert_int_eq(amg__hub_parse_tree(&l, page2, "org/tiny", "http://h",
+                                         &e), AMG_OK);
+    /* the folder is not a file; the LFS file is its blob, not its pointer */
+    ck_assert_uint_eq(l.n, 3);
+    ck_assert_str_eq(l.e[0].path, "config.json");
+    ck_assert_str_eq(l.e[0].etag, SHA1);
+    ck_assert_uint_eq(l.e[0].size, 41);
+    ck_assert_str_eq(l.e[1].path, "model.safetensors");
+    ck_assert_str_eq(l.e[1].etag, SHA256);
+    ck_assert_uint_eq(l.e[1].size, 16472);
+    ck_assert_str_eq(l.e[2].path, "extra/notes.txt");
+    amg__hub_listing_free(&l);
+
+    ck_assert_int_eq(amg__hub_parse_tree(&l, "[{\"path\": \"a/../../x\", "
+                                         "\"size\": 3, \"oid\": \"" SHA1
+                                         "\"}]", "org/tiny", "http://h", &e),
+                     AMG_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "'a/../../x'"));
+    amg__hub_listing_free(&l);
+    amg_err_clear(&e);
+    ck_assert_int_eq(amg__hub_parse_tree(&l, "[{\"path\": \"a\", \"size\": "
+                                         "-1, \"oid\": \"" SHA1 "\"}]",
+                                         "org/tiny", "http://h", &e),
+                     AMG_EFORMAT);
+    amg_err_clear(&e);
+    ck_assert_int_eq(amg__hub_parse_tree(&l, "{}", "org/tiny", "http://h",
+                                         &e), AMG_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "'org/tiny'"));
+    ck_assert_uint_eq(l.n, 0);
+    amg__hub_listing_free(&l);
+}
+END_TEST
+
+START_TEST(revision_answer)
+{
+    char commit[41];
+    amg_err e;
+
+    amg_err_clear(&e);
+    ck_assert_int_eq(amg__hub_parse_revision("{\"id\": \"org/tiny\", \"sha\": "
+                                             "\"" SHA1 "\"}", "org/tiny",
+                                             "main", "http://h", commit, &e),
+                     AMG_OK);
+    ck_assert_str_eq(commit, SHA1);
+    ck_assert_int_eq(amg__hub_parse_revision("{\"sha\": \"main\"}",
+                                             "org/tiny", "main", "http://h",
+                                             commit, &e), AMG_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "'org/tiny'"));
+    amg_err_clear(&e);
+    ck_assert_int_eq(amg__hub_parse_revision("not json", "org/tiny", "v1",
+                                             "http://h", commit, &e),
+                     AMG_EFORMAT);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("registry");
@@ -267,6 +395,9 @@ static Suite *suite(void)
     tcase_add_test(tc, mkdirs_refuses_symlinks);
     tcase_add_test(tc, wanted_files);
     tcase_add_test(tc, quote);
+    tcase_add_test(tc, header_lines);
+    tcase_add_test(tc, tree_pages);
+    tcase_add_test(tc, revision_answer);
     suite_add_tcase(s, tc);
     return s;
 }
