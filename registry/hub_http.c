@@ -252,6 +252,23 @@ static int header_is(const char *line, size_t n, const char *name,
     return 1;
 }
 
+/* A size header: decimal digits only (strtoull would take "-1" as the
+ * largest value and "+5" as 5). Returns 1 and sets *out when valid. */
+static int parse_size_value(const char *num, uint64_t *out)
+{
+    char *end;
+    const char *p;
+
+    if (!num[0])
+        return 0;
+    for (p = num; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    errno = 0;
+    *out = strtoull(num, &end, 10);
+    return errno == 0 && !*end;
+}
+
 void amg__hub_parse_header(amg_hub_resp *r, const char *line, size_t n)
 {
     size_t vlen;
@@ -280,14 +297,12 @@ void amg__hub_parse_header(amg_hub_resp *r, const char *line, size_t n)
         }
     } else if (header_is(line, n, "X-Linked-Size", &v, &vlen)) {
         copy_value(num, sizeof(num), v, vlen);
-        r->size = strtoull(num, &end, 10);
-        r->has_size = num[0] && !*end;
+        r->has_size = parse_size_value(num, &r->size);
         r->linked_size = r->has_size;
     } else if (header_is(line, n, "Content-Length", &v, &vlen)) {
         if (!r->linked_size) {
             copy_value(num, sizeof(num), v, vlen);
-            r->size = strtoull(num, &end, 10);
-            r->has_size = num[0] && !*end;
+            r->has_size = parse_size_value(num, &r->size);
         }
     } else if (header_is(line, n, "X-Error-Code", &v, &vlen)) {
         copy_value(r->error_code, sizeof(r->error_code), v, vlen);

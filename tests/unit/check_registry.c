@@ -299,6 +299,14 @@ START_TEST(header_lines)
     header(&r, "Content-Length: 41\r\n");
     ck_assert(r.has_size);
     ck_assert_uint_eq(r.size, 41);
+    /* signs are not digits: strtoull alone would read -1 as 2^64 - 1 */
+    header(&r, "HTTP/2 200\r\n");
+    header(&r, "X-Linked-Size: -1\r\n");
+    ck_assert(!r.has_size);
+    header(&r, "Content-Length: +5\r\n");
+    ck_assert(!r.has_size);
+    header(&r, "Content-Length: 99999999999999999999999\r\n");
+    ck_assert(!r.has_size);
     amg_hub_resp_free(&r);
 }
 END_TEST
