@@ -24,7 +24,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 
 from llm_merging.merging.Merges import Merges
 
@@ -76,22 +75,18 @@ class AmalgamMerge(Merges):
         if not self.amalgam:
             raise AmalgamError("amalgam not found: install it or set AMALGAM "
                                "to the program's path")
-        tmp = None
         pipeline = self.pipeline
-        if not pipeline:
-            fd, tmp = tempfile.mkstemp(prefix="amalgam-", suffix=".yaml")
-            with os.fdopen(fd, "w") as f:
-                f.write(DEFAULT_PIPELINE)
-            pipeline = tmp
-        cmd = [self.amalgam, "merge", pipeline, self.out_dir, "--force"]
-        cmd += self.amalgam_args
         parent = os.path.dirname(os.path.abspath(self.out_dir))
         os.makedirs(parent, exist_ok=True)
-        try:
-            rc = subprocess.call(cmd)
-        finally:
-            if tmp:
-                os.unlink(tmp)
+        if not pipeline:
+            # kept beside the output (not in a temporary file): amalgam's
+            # error messages name the pipeline by file:line:column
+            pipeline = os.path.join(parent, "amalgam-default-pipeline.yaml")
+            with open(pipeline, "w") as f:
+                f.write(DEFAULT_PIPELINE)
+        cmd = [self.amalgam, "merge", pipeline, self.out_dir, "--force"]
+        cmd += self.amalgam_args
+        rc = subprocess.call(cmd)
         if rc != 0:
             raise AmalgamError("amalgam merge failed (exit %d) on pipeline "
                                "'%s'" % (rc, self.pipeline or "<default>"))
@@ -107,14 +102,22 @@ class AmalgamMerge(Merges):
         self.architecture = ("encoder_decoder"
                              if getattr(config, "is_encoder_decoder", False)
                              else "decoder")
-        name = os.environ.get("AMALGAM_DTYPE") or getattr(
-            config, "torch_dtype", None) or "float32"
+        # transformers 5 names it dtype, 4.x torch_dtype; amalgam keeps
+        # whichever key its template config.json had
+        name = (os.environ.get("AMALGAM_DTYPE")
+                or getattr(config, "dtype", None)
+                or getattr(config, "torch_dtype", None) or "float32")
         dtype = name if isinstance(name, torch.dtype) else getattr(
             torch, str(name).replace("torch.", ""))
         cls = (AutoModelForSeq2SeqLM if self.architecture == "encoder_decoder"
                else AutoModelForCausalLM)
-        self.base_model = cls.from_pretrained(
-            self.out_dir, torch_dtype=dtype).to(self.device)
+        import transformers
+        # 4.x would take an unknown dtype= as a config override and load
+        # float32 silently, so pick the keyword by version
+        key = ("dtype" if int(transformers.__version__.split(".")[0]) >= 5
+               else "torch_dtype")
+        model = cls.from_pretrained(self.out_dir, **{key: dtype})
+        self.base_model = model.to(self.device)
         self.base_model.eval()
         # the kit's tokenizer loader reads base_model_name and the token
         self.base_model_name = self.out_dir
