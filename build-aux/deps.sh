@@ -4,7 +4,8 @@
 # only the packages that are missing. Run as root (or it uses sudo).
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libyaml-dev
-libjansson-dev libcurl4-openssl-dev libssl-dev check python3 python3-numpy"
+libjansson-dev libcurl4-openssl-dev libssl-dev check python3 python3-numpy
+python3-venv"
 [ "${AMALGAM_DEPS_FUZZ:-}" = 1 ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind"
 missing=
 for p in $pkgs; do
