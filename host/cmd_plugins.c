@@ -390,39 +390,13 @@ static void print_none(const options *o)
 
 /* ---- near names ---- */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), i, j, d;
-    size_t *row = malloc((lb + 1) * sizeof(*row));
-
-    if (!row)
-        return (size_t)-1;
-    for (j = 0; j <= lb; j++)
-        row[j] = j;
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            d = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < d) d = up + 1;
-            if (row[j - 1] + 1 < d) d = row[j - 1] + 1;
-            row[j] = d;
-            diag = up;
-        }
-    }
-    d = row[lb];
-    free(row);
-    return d;
-}
-
 static const char *near_name(const amg_catalog *c, const char *name)
 {
     const char *best = NULL;
     size_t best_d = 3, i, d;
 
     for (i = 0; i < c->n; i++)
-        if ((d = edit_distance(name, c->s[i].id)) < best_d) {
+        if ((d = amg_edit_distance(name, c->s[i].id)) < best_d) {
             best_d = d;
             best = c->s[i].id;
         }

@@ -111,42 +111,13 @@ static int in_list(const char *s, const char *const *list)
 
 /* --- "did you mean" */
 
-#define LEV_MAX 64
-
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), i, j;
-    size_t row[LEV_MAX + 1], diag, up;
-
-    if (la > LEV_MAX || lb > LEV_MAX)
-        return (size_t)-1;
-    for (j = 0; j <= lb; j++)
-        row[j] = j;
-    for (i = 1; i <= la; i++) {
-        diag = row[0];
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-
-            up = row[j];
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb];
-}
-
 static const char *nearest(const char *key, const char *const *known)
 {
     const char *best = NULL;
     size_t best_d = 3, d;
 
     for (; *known; known++) {
-        d = levenshtein(key, *known);
+        d = amg_edit_distance(key, *known);
         if (d < best_d) {
             best_d = d;
             best = *known;

@@ -203,42 +203,10 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const uint64_t *shape)
         snprintf(buf + used, cap - used, "]");
 }
 
-/* Levenshtein distance, for "did you mean" hints. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), i, j, *row, d;
-
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    row = malloc((lb + 1) * sizeof(*row));
-    if (!row)
-        return SIZE_MAX;
-    for (j = 0; j <= lb; j++)
-        row[j] = j;
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    d = row[lb];
-    free(row);
-    return d;
-}
-
 /* The near miss worth suggesting: at most a third of the word wrong. */
 static int is_near(const char *typed, const char *known, size_t *best)
 {
-    size_t d = edit_distance(typed, known);
+    size_t d = amg_edit_distance(typed, known);
 
     if (d == SIZE_MAX || d > (strlen(typed) + 2) / 3 || d >= *best)
         return 0;

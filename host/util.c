@@ -284,3 +284,32 @@ uint64_t amg_utf8_check(const uint8_t *s, uint64_t len, int *is_nul)
     }
     return len;
 }
+
+#define EDIT_MAX 64
+
+size_t amg_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, j;
+    size_t row[EDIT_MAX + 1], diag, up;
+
+    if (la > EDIT_MAX || lb > EDIT_MAX)
+        return SIZE_MAX;
+    for (j = 0; j <= lb; j++)
+        row[j] = j;
+    for (i = 1; i <= la; i++) {
+        diag = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+
+            up = row[j];
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}

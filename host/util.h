@@ -57,6 +57,11 @@ void amg_format_bytes(uint64_t n, char *buf, size_t cap);
  * failed. */
 uint64_t amg_utf8_check(const uint8_t *s, uint64_t len, int *is_nul);
 
+/* Levenshtein distance between two names, for "did you mean" hints;
+ * SIZE_MAX when either is longer than 64 bytes (no name worth suggesting
+ * is). */
+size_t amg_edit_distance(const char *a, const char *b);
+
 /* Allocation helpers that return NULL on failure (never abort). */
 char *amg_strdup(const char *s);
 

@@ -149,6 +149,20 @@ START_TEST(mul_overflow)
 }
 END_TEST
 
+START_TEST(edit_distance)
+{
+    char long_name[80];
+
+    ck_assert_uint_eq(amg_edit_distance("ties", "ties"), 0);
+    ck_assert_uint_eq(amg_edit_distance("tiess", "ties"), 1);
+    ck_assert_uint_eq(amg_edit_distance("kitten", "sitting"), 3);
+    ck_assert_uint_eq(amg_edit_distance("", "abc"), 3);
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    ck_assert_uint_eq(amg_edit_distance(long_name, "a"), SIZE_MAX);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -162,6 +176,7 @@ int main(void)
     tcase_add_test(tc, prefix_keeps_context_when_long);
     tcase_add_test(tc, atomic_write_and_read);
     tcase_add_test(tc, mul_overflow);
+    tcase_add_test(tc, edit_distance);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
