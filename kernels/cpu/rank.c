@@ -6,8 +6,8 @@
  * The bits of |x| (sign cleared) order non-negative floats as their values
  * do, put NaN above infinity, and make +0 and -0 equal, so a row is ranked
  * by a stable radix sort on those 32-bit keys: stability is what breaks
- * ties by lower column, and the sort costs four linear passes at most
- * whatever the values (rows are at most tens of thousands of elements).
+ * ties by lower column, and the sort costs a few linear passes whatever
+ * the values (rows are at most tens of thousands of elements).
  */
 #include "config.h"
 
@@ -18,8 +18,17 @@
 #include "ctx.h"
 #include "kernels_cpu.h"
 
-#define RADIX_BINS 256u
-#define RADIX_PASSES 4
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize")
+#endif
+
+/* Digits of at most 11 bits: the counters of all segments stay in L1. */
+#define RADIX_MAX_BITS 11u
+/* Segments of a pass (radix_pass spells out four), each with its own
+ * counters: a counter increment waits on the previous one of the same
+ * digit (store to load), and skewed digits (a row's few exponents) make
+ * that a chain; four segments run four chains side by side. */
+#define RADIX_SEGS 4u
 
 static uint32_t abs_key(float f)
 {
@@ -29,35 +38,106 @@ static uint32_t abs_key(float f)
     return u & 0x7FFFFFFFu;
 }
 
-/* Stable LSD sort of entries key << 32 | column by key, one byte a pass.
- * The four byte histograms come from one read of the row, and a byte all
- * keys share (the high byte of a row's magnitudes usually) needs no pass.
- * Returns the buffer that holds the sorted order. */
-static uint64_t *radix_sort(uint64_t *a, uint64_t *b, uint32_t n)
+/* One stable counting pass of entries key << 32 | column on the digit of
+ * bits bits at bit shift of the entry, a into b. Returns 0 when every entry
+ * has the same digit (b untouched: nothing to reorder). cnt[d][s] counts
+ * digit d in segment s, then holds where its next entry goes. */
+static int radix_pass(const uint64_t *a, uint64_t *b, uint32_t n,
+                      uint32_t shift, uint32_t bits)
 {
-    uint32_t cnt[RADIX_PASSES][RADIX_BINS], i, d, sum, c;
-    int p;
+    uint32_t cnt[1u << RADIX_MAX_BITS][RADIX_SEGS];
+    uint32_t bins = 1u << bits, mask = bins - 1u, seg = n / RADIX_SEGS;
+    const uint64_t *a0 = a, *a1 = a + seg, *a2 = a + 2 * seg;
+    const uint64_t *a3 = a + 3 * seg;
+    uint32_t i, d, sum;
 
-    memset(cnt, 0, sizeof(cnt));
-    for (i = 0; i < n; i++)
-        for (p = 0; p < RADIX_PASSES; p++)
-            cnt[p][(a[i] >> (32 + 8 * p)) & 0xFFu]++;
-    for (p = 0; p < RADIX_PASSES; p++) {
-        uint32_t *h = cnt[p];
-        uint64_t *t;
+    memset(cnt, 0, bins * sizeof(cnt[0]));
+    for (i = 0; i < seg; i++) {
+        cnt[(a0[i] >> shift) & mask][0]++;
+        cnt[(a1[i] >> shift) & mask][1]++;
+        cnt[(a2[i] >> shift) & mask][2]++;
+        cnt[(a3[i] >> shift) & mask][3]++;
+    }
+    /* the last segment runs to the end of the row */
+    for (i = RADIX_SEGS * seg; i < n; i++)
+        cnt[(a[i] >> shift) & mask][3]++;
+    d = (uint32_t)(a[0] >> shift) & mask;
+    if (cnt[d][0] + cnt[d][1] + cnt[d][2] + cnt[d][3] == n)
+        return 0;
+    /* a digit's entries of segment s go after those of segments before s,
+     * which keeps the pass stable */
+    for (d = 0, sum = 0; d < bins; d++) {
+        uint32_t c0 = cnt[d][0], c1 = cnt[d][1], c2 = cnt[d][2];
+        uint32_t c3 = cnt[d][3];
 
-        if (h[(a[0] >> (32 + 8 * p)) & 0xFFu] == n)
-            continue;
-        for (d = 0, sum = 0; d < RADIX_BINS; d++) {
-            c = h[d];
-            h[d] = sum;
-            sum += c;
+        cnt[d][0] = sum;
+        cnt[d][1] = sum + c0;
+        cnt[d][2] = sum + c0 + c1;
+        cnt[d][3] = sum + c0 + c1 + c2;
+        sum += c0 + c1 + c2 + c3;
+    }
+    for (i = 0; i < seg; i++) {
+        uint64_t e0 = a0[i], e1 = a1[i], e2 = a2[i], e3 = a3[i];
+
+        b[cnt[(e0 >> shift) & mask][0]++] = e0;
+        b[cnt[(e1 >> shift) & mask][1]++] = e1;
+        b[cnt[(e2 >> shift) & mask][2]++] = e2;
+        b[cnt[(e3 >> shift) & mask][3]++] = e3;
+    }
+    for (i = RADIX_SEGS * seg; i < n; i++)
+        b[cnt[(a[i] >> shift) & mask][3]++] = a[i];
+    return 1;
+}
+
+/* Passes for keys of width varying bits in rows of n: the fewest passes'
+ * scatters against the counters each pass clears and sums. */
+static uint32_t radix_passes(uint32_t width, uint32_t n)
+{
+    uint32_t p, best = 0;
+    uint64_t cost, best_cost = UINT64_MAX;
+
+    for (p = (width + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS; p <= width;
+         p++) {
+        uint32_t bits = (width + p - 1) / p;
+
+        cost = (uint64_t)p * (3u * (uint64_t)n +
+                              ((uint64_t)RADIX_SEGS << bits));
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = p;
         }
-        for (i = 0; i < n; i++)
-            b[h[(a[i] >> (32 + 8 * p)) & 0xFFu]++] = a[i];
-        t = a;
-        a = b;
-        b = t;
+    }
+    return best;
+}
+
+/* Stable LSD sort of entries key << 32 | column by key. Bits every key
+ * shares (the top of a row's magnitudes, often the low mantissa of deltas
+ * of bf16 weights) need no pass: only the span from the lowest to the
+ * highest bit that differs is sorted, in digits sized for the row. Returns
+ * the buffer that holds the sorted order. */
+static uint64_t *radix_sort(uint64_t *a, uint64_t *b, uint32_t n,
+                            uint32_t varying)
+{
+    uint32_t lo, width, passes, bits, p;
+
+    if (varying == 0)
+        return a;                      /* all equal: index order */
+    for (lo = 0; !(varying >> lo & 1u); lo++)
+        ;
+    for (width = 32u - lo; !(varying >> (lo + width - 1) & 1u); width--)
+        ;
+    passes = radix_passes(width, n);
+    bits = (width + passes - 1) / passes;
+    for (p = 0; p < passes; p++) {
+        uint32_t at = lo + p * bits;
+        uint32_t w = width - p * bits < bits ? width - p * bits : bits;
+
+        if (radix_pass(a, b, n, 32u + at, w)) {
+            uint64_t *t = a;
+
+            a = b;
+            b = t;
+        }
     }
     return a;
 }
@@ -76,11 +156,18 @@ static void rank_row(uint64_t *buf, const float *norm, const float *x,
                      float *out, uint32_t n)
 {
     const uint64_t *e;
-    uint32_t i;
+    uint32_t i, any = 0, all = 0x7FFFFFFFu;
 
+    /* two loops: each vectorises on its own */
+    for (i = 0; i < n; i++) {
+        uint32_t k = abs_key(x[i]);
+
+        any |= k;
+        all &= k;
+    }
     for (i = 0; i < n; i++)
         buf[i] = (uint64_t)abs_key(x[i]) << 32 | i;
-    e = radix_sort(buf, buf + n, n);
+    e = radix_sort(buf, buf + n, n, any ^ all);
     /* x is read in full above, so out may alias it */
     for (i = 0; i < n; i++)
         out[(uint32_t)e[i]] = norm[i];

@@ -105,29 +105,79 @@ int32_t amg__kcpu_where(amg_ctx *ctx, amg_tensor *out, const amg_tensor *mask,
 
 /* ---- top-k building blocks (no argument checks) ---- */
 
-static void histogram(const float *a, uint64_t n, int32_t level,
-                      uint32_t prefix, uint64_t *hist)
+/* Level 0: every number counted by its high 16 bits. */
+static void histogram0(const float *a, uint64_t n, uint64_t *hist)
 {
     uint64_t i;
 
     for (i = 0; i < n; i++) {
         uint32_t b = mag_bits(a[i]);
 
-        if (b > INF_BITS)
-            continue;
-        if (level == 0)
+        if (b <= INF_BITS)
             hist[b >> 16]++;
-        else if ((b >> 16) == prefix)
-            hist[b & 0xFFFFu]++;
     }
 }
 
+/* Numbers of block [0, n) whose high 16 bits are prefix (NaN patterns
+ * share high bits with infinity, hence the second test): *zero counts
+ * those with low bits 0, the return value the others. Vectorises. */
+static uint32_t count_prefix(const float *a, uint32_t n, uint32_t prefix,
+                             uint32_t *zero)
+{
+    uint32_t i, c = 0, z = 0;
+
+    for (i = 0; i < n; i++) {
+        uint32_t b = mag_bits(a[i]);
+        uint32_t in = ((b >> 16) == prefix) & (b <= INF_BITS);
+
+        z += in & ((b & 0xFFFFu) == 0);
+        c += in & ((b & 0xFFFFu) != 0);
+    }
+    *zero = z;
+    return c;
+}
+
+/* Level 1: only the elements of one level-0 bin, a small share of most
+ * tensors. A vectorised count per block takes those with low bits 0 (all
+ * but a few when the weights were bf16: a delta of two bf16 numbers has
+ * few significant bits), and only a block holding others is walked. */
+static void histogram1(const float *a, uint64_t n, uint32_t prefix,
+                       uint64_t *hist)
+{
+    uint64_t start, i;
+    uint32_t len, zero;
+
+    for (start = 0; start < n; start += len) {
+        len = n - start < THR_BLOCK ? (uint32_t)(n - start) : THR_BLOCK;
+        if (count_prefix(a + start, len, prefix, &zero) > 0) {
+            for (i = start; i < start + len; i++) {
+                uint32_t b = mag_bits(a[i]);
+
+                if ((b >> 16) == prefix && (b & 0xFFFFu) != 0 &&
+                    b <= INF_BITS)
+                    hist[b & 0xFFFFu]++;
+            }
+        }
+        hist[0] += zero;
+    }
+}
+
+static void histogram(const float *a, uint64_t n, int32_t level,
+                      uint32_t prefix, uint64_t *hist)
+{
+    if (level == 0)
+        histogram0(a, n, hist);
+    else
+        histogram1(a, n, prefix, hist);
+}
+
 /* Elements of block [0, n) above thr (numbers only) marked, the rest 0;
- * returns how many equal thr. Integer compares only, so it vectorises. */
-static uint64_t mark_above(uint8_t *m, const float *a, uint64_t n,
+ * returns how many equal thr. Integer compares only, and 32-bit counts
+ * (a block is at most THR_BLOCK), so it vectorises without widening. */
+static uint32_t mark_above(uint8_t *m, const float *a, uint32_t n,
                            uint32_t thr)
 {
-    uint64_t i, eq = 0;
+    uint32_t i, eq = 0;
 
     for (i = 0; i < n; i++) {
         uint32_t b = mag_bits(a[i]);
@@ -138,20 +188,37 @@ static uint64_t mark_above(uint8_t *m, const float *a, uint64_t n,
     return eq;
 }
 
+/* Every element of block [0, n) equal to thr (a number pattern) marked
+ * too. Vectorises. */
+static void mark_equal(uint8_t *m, const float *a, uint32_t n, uint32_t thr)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++)
+        m[i] = (uint8_t)(m[i] | (mag_bits(a[i]) == thr));
+}
+
 /* Block by block: a vectorised pass marks the elements above thr and
- * counts those equal to it; only a block holding ties still wanted is
- * walked again, in index order, to take the first of them (NaNs are
- * never taken, even when thr is a NaN pattern). */
+ * counts those equal to it; a block whose ties are all still wanted takes
+ * them in another vectorised pass, and only the block where the ties run
+ * out is walked in index order to take the first of them (NaNs are never
+ * taken, even when thr is a NaN pattern: they are never counted equal). */
 static void threshold(uint8_t *m, const float *a, uint64_t n, uint32_t thr,
                       uint64_t n_ties, uint64_t *ties_taken)
 {
-    uint64_t start, len, i, taken = *ties_taken;
+    uint64_t start, i, taken = *ties_taken;
+    uint32_t len, eq;
 
     for (start = 0; start < n; start += len) {
-        len = n - start < THR_BLOCK ? n - start : THR_BLOCK;
-        if (mark_above(m + start, a + start, len, thr) == 0 ||
-            taken >= n_ties)
+        len = n - start < THR_BLOCK ? (uint32_t)(n - start) : THR_BLOCK;
+        eq = mark_above(m + start, a + start, len, thr);
+        if (eq == 0 || taken >= n_ties)
             continue;
+        if (eq <= n_ties - taken) {
+            mark_equal(m + start, a + start, len, thr);
+            taken += eq;
+            continue;
+        }
         for (i = start; i < start + len && taken < n_ties; i++) {
             if (mag_bits(a[i]) == thr && thr <= INF_BITS) {
                 m[i] = 1;

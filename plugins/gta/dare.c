@@ -22,8 +22,8 @@ static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
     return call->k->rng_bernoulli(ctx, mask, o->density[i], call->seed, i);
 }
 
-int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                        void *stats)
+static int32_t reduce_block(void *inst, amg_ctx *ctx,
+                            const amg_merge_call *call, void *stats)
 {
     const amg_host_api *host = call->host;
     gta_stats *st = stats;
@@ -75,11 +75,11 @@ static int32_t rescale_model(amg_ctx *ctx, const amg_merge_call *call,
     return f == 1.0f ? AMG_OK : call->k->scale(ctx, d, f, d);
 }
 
-int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                       void *stats)
+static int32_t apply_block(void *inst, amg_ctx *ctx,
+                           const amg_merge_call *call, void *stats)
 {
     gta_stats *st = stats;
-    amg_tensor *d[GTA_MAX_INPUTS], *mask = NULL;
+    amg_tensor *d[GTA_MAX_INPUTS] = { NULL }, *mask = NULL;
     gta_opts o;
     uint32_t i;
     int32_t rc;
@@ -101,7 +101,24 @@ int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
     }
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o, d);
+    call->host->tensor_release(ctx, mask);
+    /* newest first: the host finds those soonest */
+    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
+                                             : GTA_MAX_INPUTS; i > 0; i--)
+        call->host->tensor_release(ctx, d[i - 1]);
     return rc;
+}
+
+int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, reduce_block);
+}
+
+int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, apply_block);
 }
 
 int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)

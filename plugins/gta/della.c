@@ -108,6 +108,15 @@ static int32_t new_tmp(amg_ctx *ctx, const amg_merge_call *call,
     return rc;
 }
 
+static void free_tmp(amg_ctx *ctx, const amg_merge_call *call,
+                     della_tmp *tm)
+{
+    /* newest first: the host finds those soonest */
+    call->host->tensor_release(ctx, tm->mask);
+    call->host->tensor_release(ctx, tm->t);
+    call->host->tensor_release(ctx, tm->p);
+}
+
 /* ---- 1-D tensors split into chunks: ranks over the whole tensor ---- */
 
 static int split_1d(const amg_merge_call *call)
@@ -297,35 +306,37 @@ static int32_t keep_prob(amg_ctx *ctx, const amg_merge_call *call,
 }
 
 /* mask = u < p for the uniforms u of stream i. The f32 difference p - u
- * of two distinct values is never 0, so its sign s is +1 exactly where
- * u < p, and s + |s| is nonzero only there. Overwrites tm->p. */
+ * of two distinct values is never 0 and has the sign of p - u, so
+ * (p - u) + |p - u| is positive exactly where u < p and +0 elsewhere (NaN
+ * where p is, never selected): the mask is its nonzero elements.
+ * Overwrites tm->p. */
 static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
                          uint32_t i, della_tmp *tm)
 {
     const amg_kernels *k = call->k;
+    uint64_t none = 0;
     int32_t rc;
 
     rc = k->rng_uniform(ctx, tm->t, call->seed, i);
     if (rc == AMG_OK)
         rc = k->axpby(ctx, tm->t, 1.0f, tm->p, -1.0f, tm->t);
     if (rc == AMG_OK)
-        rc = k->sign(ctx, tm->t, tm->t);
-    if (rc == AMG_OK)
         rc = k->abs(ctx, tm->p, tm->t);
     if (rc == AMG_OK)
         rc = k->axpby(ctx, tm->t, 1.0f, tm->t, 1.0f, tm->p);
+    /* |x| above the pattern of +0, no ties: x != 0 and not NaN */
     if (rc == AMG_OK)
-        rc = k->convert(ctx, tm->mask, tm->t);
+        rc = k->threshold_mask(ctx, tm->mask, tm->t, 0, 0, &none);
     return rc;
 }
 
-int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                         void *stats)
+static int32_t reduce_block(void *inst, amg_ctx *ctx,
+                            const amg_merge_call *call, void *stats)
 {
     gta_della_stats *st = stats;
     amg_tensor *d = NULL;
     della_opts o;
-    della_tmp tm;
+    della_tmp tm = { NULL, NULL, NULL };
     uint32_t i;
     int split = split_1d(call);
     int32_t rc;
@@ -357,6 +368,7 @@ int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                              &st->l1_kept[i]);
     }
     call->host->tensor_release(ctx, d);
+    free_tmp(ctx, call, &tm);
     return rc;
 }
 
@@ -386,13 +398,13 @@ static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
     return f == 1.0f ? AMG_OK : k->scale(ctx, d, f, d);
 }
 
-int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                        void *stats)
+static int32_t apply_block(void *inst, amg_ctx *ctx,
+                           const amg_merge_call *call, void *stats)
 {
     gta_della_stats *st = stats;
-    amg_tensor *d[GTA_MAX_INPUTS];
+    amg_tensor *d[GTA_MAX_INPUTS] = { NULL };
     della_opts o;
-    della_tmp tm;
+    della_tmp tm = { NULL, NULL, NULL };
     uint32_t i;
     int32_t rc;
 
@@ -407,7 +419,23 @@ int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
         rc = sparsify_model(ctx, call, &o, st, i, d[i], &tm);
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o.g, d);
+    free_tmp(ctx, call, &tm);
+    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
+                                             : GTA_MAX_INPUTS; i > 0; i--)
+        call->host->tensor_release(ctx, d[i - 1]);
     return rc;
+}
+
+int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                         void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, reduce_block);
+}
+
+int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, apply_block);
 }
 
 int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)

@@ -124,6 +124,17 @@ int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
 int32_t gta_task_arithmetic_merge(void *inst, amg_ctx *ctx,
                                   const amg_merge_call *call);
 
+/* ---- block.c ---- */
+
+/* A reduce or apply pass over rows call->row_begin .. row_end. */
+typedef int32_t (*gta_pass_fn)(void *inst, amg_ctx *ctx,
+                               const amg_merge_call *call, void *stats);
+/* fn over the call's rows in cache-sized blocks of whole rows, in row
+ * order, each as a call of its own (host memory, 2-D and up; otherwise
+ * fn(call) once). fn must release its temporaries before it returns. */
+int32_t gta_blocked(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                    void *stats, gta_pass_fn fn);
+
 /* ---- topk.c: ties (magnitude) and breadcrumbs (outliers) ---- */
 
 int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,

@@ -187,8 +187,8 @@ static int32_t reduce_model(amg_ctx *ctx, const amg_merge_call *call,
     return rc;
 }
 
-int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                        void *stats)
+static int32_t reduce_block(void *inst, amg_ctx *ctx,
+                            const amg_merge_call *call, void *stats)
 {
     const amg_host_api *host = call->host;
     gta_stats *st = stats;
@@ -261,12 +261,13 @@ static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
     return rc;
 }
 
-int32_t gta_topk_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                       void *stats)
+static int32_t apply_block(void *inst, amg_ctx *ctx,
+                           const amg_merge_call *call, void *stats)
 {
     const amg_host_api *host = call->host;
     gta_stats *st = stats;
-    amg_tensor *d[GTA_MAX_INPUTS], *scratch[3] = { NULL, NULL, NULL };
+    amg_tensor *d[GTA_MAX_INPUTS] = { NULL };
+    amg_tensor *scratch[3] = { NULL, NULL, NULL };
     gta_opts o;
     uint32_t i;
     int32_t rc;
@@ -288,7 +289,25 @@ int32_t gta_topk_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
             rc = sparsify_model(ctx, call, &o, &st->model[i], d[i], scratch);
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o, d);
+    /* newest first: the host finds those soonest */
+    for (i = 3; i > 0; i--)
+        host->tensor_release(ctx, scratch[i - 1]);
+    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
+                                             : GTA_MAX_INPUTS; i > 0; i--)
+        host->tensor_release(ctx, d[i - 1]);
     return rc;
+}
+
+int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, reduce_block);
+}
+
+int32_t gta_topk_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats)
+{
+    return gta_blocked(inst, ctx, call, stats, apply_block);
 }
 
 int32_t gta_topk_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
