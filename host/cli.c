@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "commands.h"
+#include "util.h"
 
 /* Here rather than in main.c so that the library's users link without the
  * program. */
@@ -90,6 +91,38 @@ bad:
     amg_cli_usage_error(cmd, "invalid value '%s' for %s: expected a whole "
                         "number from %ld to %ld", s, opt, lo, hi);
     return -1;
+}
+
+int amg_cli_parse_device(const char *cmd, const char *s, int32_t *type,
+                         int32_t *ordinal)
+{
+    amg_err err;
+
+    amg_err_clear(&err);
+    if (amg_device_parse(s, type, ordinal, &err) == AMG_OK)
+        return 0;
+    amg_cli_usage_error(cmd, "%s", err.msg);
+    return -1;
+}
+
+int amg_cli_device_open(int32_t type, int32_t ordinal, uint64_t budget,
+                        int quiet, amg_device_rt **rt, amg_err *err)
+{
+    char desc[256], mem[32];
+    int rc;
+
+    *rt = NULL;
+    if (type == AMG_DEVICE_CPU)
+        return AMG_OK;
+    rc = amg_device_open(type, ordinal, budget, rt, err);
+    if (rc || quiet)
+        return rc;
+    if (amg_device_backend(*rt)->describe(desc, sizeof(desc)) != AMG_OK)
+        snprintf(desc, sizeof(desc), "no description");
+    amg_format_bytes(amg_device_budget(*rt), mem, sizeof(mem));
+    fprintf(stderr, "device cuda:%d: %s; using up to %s of its memory\n",
+            (int)ordinal, desc, mem);
+    return AMG_OK;
 }
 
 int amg_cli_print_json(json_t *root)

@@ -8,6 +8,9 @@
 #ifndef AMG_CLI_H
 #define AMG_CLI_H
 
+#include <stdint.h>
+
+#include "device.h"
 #include "error.h"
 
 /* Print "error: <fmt...>" and "see 'amalgam <cmd> --help'" to stderr;
@@ -35,6 +38,18 @@ const char *amg_cli_opt_value(int argc, char **argv, int *i,
  * -1 after a usage error of cmd naming opt and the range. */
 int amg_cli_parse_long(const char *cmd, const char *opt, const char *s,
                        long lo, long hi, long *out);
+
+/* The value of --device for cmd: cpu, cuda or cuda:N. Returns 0, or -1
+ * after a usage error of cmd. */
+int amg_cli_parse_device(const char *cmd, const char *s, int32_t *type,
+                         int32_t *ordinal);
+
+/* Open the device a command asked for, with budget bytes of its memory
+ * (0: the default), and unless quiet say on stderr which device it is.
+ * *rt stays NULL for AMG_DEVICE_CPU: nothing to open. Done before any
+ * output exists, so a missing GPU leaves nothing behind. */
+int amg_cli_device_open(int32_t type, int32_t ordinal, uint64_t budget,
+                        int quiet, amg_device_rt **rt, amg_err *err);
 
 struct json_t;
 

@@ -87,7 +87,7 @@ static const char demo_pipeline_yaml[] =
 #define MEASURE_CHUNK 65536
 
 static const char usage_text[] =
-    "usage: amalgam demo [--keep DIR] [-j N] [-q]\n"
+    "usage: amalgam demo [--keep DIR] [-j N] [--device DEV] [-q]\n"
     "\n"
     "Generate a small Llama-shaped base model and three experts (task\n"
     "vectors with a part all experts share and a part of their own), merge\n"
@@ -103,6 +103,7 @@ static const char usage_text[] =
     "\n"
     "   --keep DIR          use DIR (which must not exist) instead\n"
     "   -j, --jobs N        worker threads (default: online CPUs)\n"
+    "   --device DEV        merge on cpu (default), cuda or cuda:N\n"
     "   -q, --quiet         no progress; print only the report\n"
     "   -h, --help          show this help\n";
 
@@ -110,6 +111,7 @@ typedef struct demo_args {
     const char *keep;
     long jobs;                         /* 0: online CPUs */
     int quiet;
+    int32_t dev_type, dev_ordinal;
 } demo_args;
 
 static volatile sig_atomic_t demo_abort;
@@ -146,6 +148,13 @@ static int parse_args(demo_args *a, int argc, char **argv)
             if (!*v)
                 return usage_error("--keep needs a folder"), -1;
             a->keep = v;
+        } else if ((v = amg_cli_opt_value(argc, argv, &i, "--device", NULL,
+                                          &matched, &missing)) || matched) {
+            if (missing)
+                break;
+            if (amg_cli_parse_device("demo", v, &a->dev_type,
+                                     &a->dev_ordinal))
+                return -1;
         } else if (s[0] == '-') {
             return usage_error("unknown option '%s'", s), -1;
         } else {
@@ -265,7 +274,7 @@ static int write_inputs(const char *dir, int quiet, amg_err *err)
 /* ---- merging: the same calls as `amalgam merge` ---- */
 
 static int run_pipeline(const char *dir, const demo_args *a,
-                        amg_exec_stats *st, amg_err *err)
+                        amg_device_rt *dev, amg_exec_stats *st, amg_err *err)
 {
     amg_pipeline p;
     amg_plan plan;
@@ -294,6 +303,8 @@ static int run_pipeline(const char *dir, const demo_args *a,
     have_plan = 1;
     eo.jobs = (int)a->jobs;
     eo.chunk_bytes = DEMO_CHUNK_BYTES;
+    eo.dev = dev;
+    eo.quiet = a->quiet;
     eo.max_shard_size = AMG_DEFAULT_SHARD_SIZE;
     /* A bar on a terminal; no per-tensor lines otherwise, so the report
      * stays readable in logs. */
@@ -301,8 +312,8 @@ static int run_pipeline(const char *dir, const demo_args *a,
                                                      : AMG_PROGRESS_QUIET;
     eo.abort_flag = &demo_abort;
     if (!a->quiet)
-        fprintf(stderr, "merging with the bundled pipeline (%d worker%s)\n",
-                eo.jobs, eo.jobs == 1 ? "" : "s");
+        fprintf(stderr, "merging with the bundled pipeline (%d worker%s%s)\n",
+                eo.jobs, eo.jobs == 1 ? "" : "s", dev ? ", on the gpu" : "");
     amg_crash_guard_install(out);
     rc = amg_execute(&plan, out, &eo, st, err);
     amg_crash_guard_remove();
@@ -527,25 +538,35 @@ static int run_demo(const demo_args *a)
     struct sigaction old_int, old_term;
     survival sv[DEMO_EXPERTS];
     amg_exec_stats st;
+    amg_device_rt *dev = NULL;
     uint64_t n_params = 0;
     amg_err err;
     char *dir;
     int rc;
 
-    if (!(dir = make_demo_dir(a->keep)))
-        return AMG_EXIT_FAIL;
     amg_err_clear(&err);
+    /* before the folder exists: a missing GPU leaves nothing behind */
+    if (amg_cli_device_open(a->dev_type, a->dev_ordinal, 0, a->quiet, &dev,
+                            &err)) {
+        amg_die_msg(err.msg);
+        return AMG_EXIT_FAIL;
+    }
+    if (!(dir = make_demo_dir(a->keep))) {
+        amg_device_close(dev);
+        return AMG_EXIT_FAIL;
+    }
     memset(&st, 0, sizeof(st));
     set_handlers(&old_int, &old_term);
     rc = write_inputs(dir, a->quiet, &err);
     if (!rc)
-        rc = run_pipeline(dir, a, &st, &err);
+        rc = run_pipeline(dir, a, dev, &st, &err);
     if (!rc)
         rc = measure_dir(dir, sv, &n_params, &err);
     if (!rc && demo_abort)
         rc = amg_err_set(&err, AMG_EABORTED, "interrupted");
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    amg_device_close(dev);
     if (rc) {
         if (rc == AMG_EABORTED && demo_abort)
             fprintf(stderr, "error: demo interrupted; removed '%s'\n", dir);
@@ -573,6 +594,7 @@ int amg_cmd_demo(int argc, char **argv)
             return AMG_EXIT_OK;
         }
     memset(&a, 0, sizeof(a));
+    a.dev_type = AMG_DEVICE_CPU;
     if (parse_args(&a, argc, argv))
         return AMG_EXIT_USAGE;
     if (a.jobs == 0) {

@@ -37,7 +37,13 @@ static const char usage_text[] =
     "\n"
     "   -j, --jobs N          worker threads (default: online CPUs)\n"
     "   --chunk-size SIZE     f32 bytes per input chunk: 64MiB, 4KiB\n"
-    "                         (default 4MiB)\n"
+    "                         (default 4MiB, 64MiB on a gpu)\n"
+    "   --device DEV          cpu (default), cuda or cuda:N: merge on that\n"
+    "                         gpu; tensors whose strategy has no gpu code,\n"
+    "                         or too large for --gpu-mem, stay on the cpu\n"
+    "                         (same bytes either way)\n"
+    "   --gpu-mem SIZE        gpu memory to use at most: 20GiB (default 90%\n"
+    "                         of what is free)\n"
     "   --shard-size SIZE     largest output shard: 5GB, 500MB (default 5GB)\n"
     "   --out-dtype T         output dtype, overriding the pipeline: bf16,\n"
     "                         f16, f32, ...\n"
@@ -60,7 +66,9 @@ static const char usage_text[] =
 typedef struct merge_args {
     const char *pipeline, *out;
     long jobs;
-    uint64_t chunk, shard;
+    uint64_t chunk, shard, gpu_mem;
+    int chunk_set, gpu_mem_set;
+    int32_t dev_type, dev_ordinal;
     int has_dtype;
     amg_dtype dtype;
     int force, dry_run, quiet, verbose;
@@ -109,7 +117,7 @@ static int parse_valued(merge_args *a, int argc, char **argv, int *i)
     } opts[] = {
         { "--jobs", "-j" }, { "--chunk-size", NULL }, { "--shard-size", NULL },
         { "--out-dtype", NULL }, { "--plugin", NULL },
-        { "--plugin-path", NULL },
+        { "--plugin-path", NULL }, { "--device", NULL }, { "--gpu-mem", NULL },
     };
     const char *v = NULL;
     int matched = 0, missing = 0;
@@ -130,6 +138,7 @@ static int parse_valued(merge_args *a, int argc, char **argv, int *i)
         return amg_cli_parse_long("merge", "--jobs", v, 1, 4096, &a->jobs)
                    ? AMG_EXIT_USAGE : 0;
     case 1:
+        a->chunk_set = 1;
         return parse_size_opt("--chunk-size", v, &a->chunk) ? AMG_EXIT_USAGE
                                                             : 0;
     case 2:
@@ -144,8 +153,18 @@ static int parse_valued(merge_args *a, int argc, char **argv, int *i)
         return 0;
     case 4:
         return push(&a->files, &a->n_files, v) ? AMG_EXIT_FAIL : 0;
-    default:
+    case 5:
         return push(&a->dirs, &a->n_dirs, v) ? AMG_EXIT_FAIL : 0;
+    case 6:
+        return amg_cli_parse_device("merge", v, &a->dev_type,
+                                    &a->dev_ordinal) ? AMG_EXIT_USAGE : 0;
+    default:
+        /* 0 is the default: 90% of what is free */
+        a->gpu_mem_set = 1;
+        if (amg_parse_size(v, &a->gpu_mem, NULL))
+            return usage_error("invalid value '%s' for --gpu-mem: expected "
+                               "a size such as 20GiB", v);
+        return 0;
     }
 }
 
@@ -189,6 +208,8 @@ static int parse_args(merge_args *a, int argc, char **argv)
         return usage_error("expected PIPELINE and OUT_DIR");
     if (a->quiet && a->verbose)
         return usage_error("-q and -v contradict each other");
+    if (a->gpu_mem_set && a->dev_type != AMG_DEVICE_CUDA)
+        return usage_error("--gpu-mem needs --device cuda");
     return -1;
 }
 
@@ -257,15 +278,19 @@ static void install_signals(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-static void report(const char *out, const amg_exec_stats *st)
+static void report(const merge_args *a, const amg_exec_stats *st)
 {
     char size[32];
     double rate = st->seconds > 0 ? (double)st->bytes_out / 1e6 / st->seconds
                                   : 0.0;
 
     amg_format_bytes(st->bytes_out, size, sizeof(size));
-    printf("wrote '%s': %llu tensors, %s in %.1fs (%.0f MB/s)\n", out,
+    printf("wrote '%s': %llu tensors, %s in %.1fs (%.0f MB/s)\n", a->out,
            (unsigned long long)st->tensors, size, st->seconds, rate);
+    if (a->dev_type == AMG_DEVICE_CUDA)
+        printf("cuda:%d merged %llu tensors, the cpu %llu\n",
+               (int)a->dev_ordinal, (unsigned long long)st->dev_tensors,
+               (unsigned long long)st->cpu_fallback);
 }
 
 static int run(const merge_args *a, amg_err *err)
@@ -275,6 +300,7 @@ static int run(const merge_args *a, amg_err *err)
     amg_plan_opts po;
     amg_exec_opts eo;
     amg_exec_stats st;
+    amg_device_rt *dev = NULL;
     int rc, have_pipe = 0, have_plan = 0;
 
     memset(&pipe, 0, sizeof(pipe));
@@ -285,6 +311,14 @@ static int run(const merge_args *a, amg_err *err)
         rc = amg_err_set(err, AMG_EEXIST, "'%s' already exists; use --force "
                          "to replace it", a->out);
         goto out;
+    }
+    /* before the pipeline's models are fetched or opened: a missing GPU
+     * is found out at once */
+    if (!a->dry_run) {
+        rc = amg_cli_device_open(a->dev_type, a->dev_ordinal, a->gpu_mem,
+                                 a->quiet, &dev, err);
+        if (rc)
+            goto out;
     }
     rc = amg_pipeline_load(&pipe, a->pipeline, err);
     if (rc)
@@ -318,10 +352,16 @@ static int run(const merge_args *a, amg_err *err)
                            : isatty(STDERR_FILENO) ? AMG_PROGRESS_BAR
                                                    : AMG_PROGRESS_LINES;
     eo.abort_flag = &stop_flag;
+    eo.dev = dev;
+    eo.dev_chunk_bytes = a->chunk_set ? a->chunk : AMG_EXEC_DEV_CHUNK;
+    eo.quiet = a->quiet;
+    eo.verbose = a->verbose;
     if (a->verbose)
         fprintf(stderr, "merging %zu tensors from %zu models with %d "
-                "workers, chunks of %llu bytes\n", plan.n_outs, plan.n_models,
-                eo.jobs, (unsigned long long)eo.chunk_bytes);
+                "workers, chunks of %llu bytes%s\n", plan.n_outs,
+                plan.n_models, eo.jobs, (unsigned long long)(
+                    dev ? eo.dev_chunk_bytes : eo.chunk_bytes),
+                dev ? " on the gpu (at most)" : "");
     install_signals();
     amg_crash_guard_install(a->out);
     rc = amg_execute(&plan, a->out, &eo, &st, err);
@@ -329,12 +369,13 @@ static int run(const merge_args *a, amg_err *err)
     if (rc == AMG_EABORTED)
         amg_err_set(err, AMG_EABORTED, "interrupted; nothing was written");
     if (!rc && !a->quiet)
-        report(a->out, &st);
+        report(a, &st);
 out:
     if (have_plan)
         amg_plan_free(&plan);
     if (have_pipe)
         amg_pipeline_free(&pipe);
+    amg_device_close(dev);
     return rc;
 }
 
@@ -349,6 +390,7 @@ int amg_cmd_merge(int argc, char **argv)
     cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a.jobs = cpus > 0 ? cpus : 1;
     a.chunk = DEFAULT_CHUNK;
+    a.dev_type = AMG_DEVICE_CPU;
     a.shard = AMG_DEFAULT_SHARD_SIZE;
     rc = parse_args(&a, argc, argv);
     if (rc < 0) {

@@ -12,8 +12,17 @@
  * in a loop finds the newest one first. */
 struct amg_ctx_temp {
     amg_tensor *t;
+    amg_ctx_free_fn free_fn;           /* NULL: amg_tensor_free */
     struct amg_ctx_temp *next;
 };
+
+static void temp_free(amg_ctx *ctx, amg_tensor *t, amg_ctx_free_fn free_fn)
+{
+    if (free_fn)
+        free_fn(ctx, t);
+    else
+        amg_tensor_free(t);
+}
 
 void amg_ctx_init(amg_ctx *ctx, const char *who, const char *tensor,
                   const volatile sig_atomic_t *abort_flag)
@@ -25,6 +34,7 @@ void amg_ctx_init(amg_ctx *ctx, const char *who, const char *tensor,
     ctx->stop = NULL;
     ctx->temps = NULL;
     ctx->cuda_stream = NULL;
+    ctx->dev = NULL;
 }
 
 void amg_ctx_release(amg_ctx *ctx)
@@ -35,7 +45,7 @@ void amg_ctx_release(amg_ctx *ctx)
         return;
     for (n = ctx->temps; n; n = next) {
         next = n->next;
-        amg_tensor_free(n->t);
+        temp_free(ctx, n->t, n->free_fn);
         free(n);
     }
     ctx->temps = NULL;
@@ -56,14 +66,20 @@ int amg_ctx_fail(amg_ctx *ctx, int status, const char *fmt, ...)
 
 int amg_ctx_track(amg_ctx *ctx, amg_tensor *t)
 {
+    return amg_ctx_track_fn(ctx, t, NULL);
+}
+
+int amg_ctx_track_fn(amg_ctx *ctx, amg_tensor *t, amg_ctx_free_fn free_fn)
+{
     struct amg_ctx_temp *n = malloc(sizeof(*n));
 
     if (!n) {
-        amg_tensor_free(t);
+        temp_free(ctx, t, free_fn);
         return amg_ctx_fail(ctx, AMG_ENOMEM,
                             "cannot track a temporary tensor: out of memory");
     }
     n->t = t;
+    n->free_fn = free_fn;
     n->next = ctx->temps;
     ctx->temps = n;
     return AMG_OK;
@@ -78,7 +94,7 @@ void amg_ctx_untrack_free(amg_ctx *ctx, amg_tensor *t)
     for (pp = &ctx->temps; (n = *pp) != NULL; pp = &n->next) {
         if (n->t == t) {
             *pp = n->next;
-            amg_tensor_free(t);
+            temp_free(ctx, t, n->free_fn);
             free(n);
             return;
         }

@@ -17,6 +17,7 @@
 #include "error.h"
 
 struct amg_ctx_temp;
+struct amg_device_rt;
 
 struct amg_ctx {
     amg_err err;                       /* what fail() recorded */
@@ -27,6 +28,9 @@ struct amg_ctx {
                                           failed" flag; may be NULL */
     struct amg_ctx_temp *temps;        /* temporaries, released with ctx */
     void *cuda_stream;                 /* NULL on the CPU */
+    struct amg_device_rt *dev;         /* the device run (device.h) whose
+                                          memory CUDA temporaries come
+                                          from; NULL on the CPU */
 };
 
 /* Set up a ctx (no allocation). */
@@ -44,5 +48,13 @@ int amg_ctx_fail(amg_ctx *ctx, int status, const char *fmt, ...)
  * frees one early. Return AMG_ENOMEM when tracking fails (t is freed). */
 int amg_ctx_track(amg_ctx *ctx, amg_tensor *t);
 void amg_ctx_untrack_free(amg_ctx *ctx, amg_tensor *t);
+
+/* How a tracked temporary is freed when amg_ctx_track's amg_tensor_free is
+ * not enough (device memory): it must free the handle too. */
+typedef void (*amg_ctx_free_fn)(amg_ctx *ctx, amg_tensor *t);
+
+/* amg_ctx_track with free_fn (NULL: amg_tensor_free). On failure free_fn
+ * runs on t before AMG_ENOMEM is returned. */
+int amg_ctx_track_fn(amg_ctx *ctx, amg_tensor *t, amg_ctx_free_fn free_fn);
 
 #endif

@@ -7,24 +7,11 @@
 
 #include "fpconv.h"
 
-static const struct {
-    const char *name;       /* safetensors */
-    const char *torch;      /* torch dtype name, as config.json writes it */
-    size_t size;
-    int is_float;
-} table[AMG_DT_COUNT] = {
-    [AMG_DT_F64]     = { "F64",     "float64",       8, 1 },
-    [AMG_DT_F32]     = { "F32",     "float32",       4, 1 },
-    [AMG_DT_F16]     = { "F16",     "float16",       2, 1 },
-    [AMG_DT_BF16]    = { "BF16",    "bfloat16",      2, 1 },
-    [AMG_DT_I64]     = { "I64",     "int64",         8, 0 },
-    [AMG_DT_I32]     = { "I32",     "int32",         4, 0 },
-    [AMG_DT_I16]     = { "I16",     "int16",         2, 0 },
-    [AMG_DT_I8]      = { "I8",      "int8",          1, 0 },
-    [AMG_DT_U8]      = { "U8",      "uint8",         1, 0 },
-    [AMG_DT_BOOL]    = { "BOOL",    "bool",          1, 0 },
-    [AMG_DT_F8_E4M3] = { "F8_E4M3", "float8_e4m3fn", 1, 1 },
-    [AMG_DT_F8_E5M2] = { "F8_E5M2", "float8_e5m2",   1, 1 },
+/* safetensors' names, by amg_dtype */
+static const char *const names[AMG_DT_COUNT] = {
+#define AMG_DT_NAME_(e, st, torch, size, fl, dl) [AMG_DT_##e] = st,
+    AMG_DTYPE_FACTS(AMG_DT_NAME_)
+#undef AMG_DT_NAME_
 };
 
 /* Valid safetensors dtypes amalgam does not handle (yet). */
@@ -50,22 +37,7 @@ static const struct { const char *alias; amg_dtype t; } aliases[] = {
 
 const char *amg_dtype_name(amg_dtype t)
 {
-    return (unsigned)t < AMG_DT_COUNT ? table[t].name : "?";
-}
-
-const char *amg_dtype_torch_name(amg_dtype t)
-{
-    return (unsigned)t < AMG_DT_COUNT ? table[t].torch : "?";
-}
-
-size_t amg_dtype_size(amg_dtype t)
-{
-    return (unsigned)t < AMG_DT_COUNT ? table[t].size : 0;
-}
-
-int amg_dtype_is_float(amg_dtype t)
-{
-    return (unsigned)t < AMG_DT_COUNT && table[t].is_float;
+    return (unsigned)t < AMG_DT_COUNT ? names[t] : "?";
 }
 
 int amg_dtype_parse(const char *name, amg_dtype *out)
@@ -73,7 +45,7 @@ int amg_dtype_parse(const char *name, amg_dtype *out)
     int i;
 
     for (i = 0; i < AMG_DT_COUNT; i++) {
-        if (!strcmp(name, table[i].name)) {
+        if (!strcmp(name, names[i])) {
             *out = (amg_dtype)i;
             return 0;
         }
@@ -96,7 +68,7 @@ int amg_dtype_parse_user(const char *name, amg_dtype *out)
     size_t i;
 
     for (i = 0; i < AMG_DT_COUNT; i++) {
-        if (!strcasecmp(name, table[i].name)) {
+        if (!strcasecmp(name, names[i])) {
             *out = (amg_dtype)i;
             return 0;
         }
@@ -243,21 +215,6 @@ void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n)
     }
 }
 
-/* Truncate toward zero and saturate to [lo, hi]; NaN gives 0. lo and hi are
- * the type's range when exactly representable in f32 (8 and 16 bit types),
- * the powers of two just outside it otherwise (hi_excl is then true). */
-static int64_t sat_int(float x, float lo, float hi, int64_t ilo, int64_t ihi,
-                       int hi_excl)
-{
-    if (x != x)
-        return 0;
-    if (hi_excl ? x >= hi : x > hi)
-        return ihi;
-    if (x < lo)
-        return ilo;
-    return (int64_t)x;
-}
-
 void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n)
 {
     unsigned char *p = out;
@@ -300,22 +257,23 @@ void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n)
             v = amg_f32_to_bf16(x);
             break;
         case AMG_DT_I64:
-            v = (uint64_t)sat_int(x, -0x1p63f, 0x1p63f, INT64_MIN, INT64_MAX,
-                                  1);
+            v = (uint64_t)amg_sat_int(x, -0x1p63f, 0x1p63f, INT64_MIN,
+                                      INT64_MAX, 1);
             break;
         case AMG_DT_I32:
-            v = (uint64_t)sat_int(x, -0x1p31f, 0x1p31f, INT32_MIN, INT32_MAX,
-                                  1);
+            v = (uint64_t)amg_sat_int(x, -0x1p31f, 0x1p31f, INT32_MIN,
+                                      INT32_MAX, 1);
             break;
         case AMG_DT_I16:
-            v = (uint64_t)sat_int(x, -32768.0f, 32767.0f, INT16_MIN,
-                                  INT16_MAX, 0);
+            v = (uint64_t)amg_sat_int(x, -32768.0f, 32767.0f, INT16_MIN,
+                                      INT16_MAX, 0);
             break;
         case AMG_DT_I8:
-            v = (uint64_t)sat_int(x, -128.0f, 127.0f, INT8_MIN, INT8_MAX, 0);
+            v = (uint64_t)amg_sat_int(x, -128.0f, 127.0f, INT8_MIN,
+                                      INT8_MAX, 0);
             break;
         case AMG_DT_U8:
-            v = (uint64_t)sat_int(x, 0.0f, 255.0f, 0, UINT8_MAX, 0);
+            v = (uint64_t)amg_sat_int(x, 0.0f, 255.0f, 0, UINT8_MAX, 0);
             break;
         case AMG_DT_BOOL:
             v = x != 0.0f;

@@ -9,6 +9,10 @@
  * dtype, MERGE nodes call their strategy, and the root's rows are rounded
  * to the output dtype and written at their offset. The main thread only
  * watches: it turns the caller's abort flag into the workers' stop flag.
+ *
+ * This file holds the pool, the node graph, the CPU path and
+ * amg_execute; a tensor that runs on a device takes the path in
+ * exec_device.c. The types both share are in exec_internal.h.
  */
 #include "config.h"
 
@@ -22,12 +26,11 @@
 
 #include "crash_guard.h"
 #include "ctx.h"
-#include "executor.h"
+#include "exec_internal.h"
 #include "kernels_cpu.h"
-#include "model_writer.h"
 #include "output_meta.h"
-#include "progress.h"
 #include "tensor_mem.h"
+#include "util.h"
 
 /* How often the main thread looks at the abort flag while workers run. */
 #define WATCH_NSEC 20000000L
@@ -37,63 +40,13 @@
 #define COPY_BYTES_MIN 4096u
 
 /* One strategy instance per pipeline step. */
-typedef struct exec_inst {
+struct exec_inst {
     const amg_plugin_entry *e;         /* NULL: step has no MERGE node */
     void *inst;
     int created;                       /* create ran (destroy is due) */
     int serial;                        /* not REENTRANT: calls take lock */
     pthread_mutex_t lock;
-} exec_inst;
-
-typedef struct exec_run {
-    const amg_plan *plan;
-    const amg_exec_opts *o;
-    amg_model_writer w;
-    exec_inst *insts;                  /* per step */
-    size_t n_insts;
-    atomic_size_t next;                /* next output tensor to take */
-    atomic_uint_fast64_t bytes_in;
-    atomic_int stop;                   /* an error or an abort: stop */
-    pthread_mutex_t lock;              /* err, running */
-    pthread_cond_t idle;               /* a worker finished */
-    int running;
-    amg_err err;                       /* the first failure */
-    amg_progress prog;
-} exec_run;
-
-/* A node's value for the current chunk. */
-typedef struct node_val {
-    float *buf;                        /* chunk_rows x row_numel, or NULL
-                                          when the value points into a
-                                          mapped f32 source */
-    amg_tensor *t;                     /* handle over the current rows */
-    const amg_tensor **ins;            /* MERGE: input handles */
-    const amg_tensor **aux;            /* MERGE with aux: per input, the
-                                          auxiliary handle or NULL */
-    const amg_params **ps;             /* MERGE: per-model views */
-} node_val;
-
-/* A worker's state for the tensor it is on. */
-typedef struct worker {
-    exec_run *run;
-    size_t *order;                     /* nodes, inputs before users */
-    size_t n_order;
-    uint32_t *mark;                    /* per plan node: stamp when listed */
-    size_t *slot;                      /* per plan node: index in vals */
-    uint32_t stamp;
-    node_val *vals;                    /* per entry of order */
-    unsigned char *bytes;              /* staging for reads and writes */
-    size_t bytes_cap;
-    uint32_t pass;                     /* reduce pass in progress */
-} worker;
-
-/* Shape of the tensor being produced, as the workers slice it. */
-typedef struct tshape {
-    int ndim;
-    const uint64_t *shape;
-    uint64_t rows, row_numel;
-    uint64_t chunk_rows;
-} tshape;
+};
 
 static uint64_t numel_of(const amg_plan_tensor *t)
 {
@@ -168,19 +121,13 @@ static int same_shape(const amg_plan_node *nd, const amg_plan_tensor *out)
     return 1;
 }
 
-/* The chunking a graph allows: row chunks when every strategy is
- * elementwise; two passes over chunks for one TWO_PASS strategy reading
- * model tensors directly; the whole tensor otherwise. Sets *two_pass. */
-static uint64_t chunk_rows_for(const worker *wk, const tshape *ts,
-                               int *two_pass)
+static enum chunking chunking_of(const worker *wk)
 {
     const amg_plan *plan = wk->run->plan;
-    uint64_t row_bytes = ts->row_numel * sizeof(float), rows;
     size_t i, merges = 0;
     int elementwise = 1;
     const amg_plan_node *last = NULL;
 
-    *two_pass = 0;
     for (i = 0; i < wk->n_order; i++) {
         const amg_plan_node *nd = &plan->nodes[wk->order[i]];
 
@@ -191,19 +138,24 @@ static uint64_t chunk_rows_for(const worker *wk, const tshape *ts,
         if (!(nd->strategy->s->caps & AMG_CAP_ELEMENTWISE))
             elementwise = 0;
     }
-    rows = row_bytes ? wk->run->o->chunk_bytes / row_bytes : ts->rows;
+    if (elementwise)
+        return CHUNK_ROWS;
+    if (merges == 1 && (last->strategy->s->caps & AMG_CAP_TWO_PASS) &&
+        last->strategy->s->reduce && last->strategy->s->apply)
+        return CHUNK_TWO_PASS;
+    return CHUNK_WHOLE;
+}
+
+/* Rows in a chunk of chunk_bytes f32 bytes per input: at least one, at
+ * most the whole tensor. */
+uint64_t amg__exec_rows_for(const tshape *ts, uint64_t chunk_bytes)
+{
+    uint64_t row_bytes = ts->row_numel * sizeof(float), rows;
+
+    rows = row_bytes ? chunk_bytes / row_bytes : ts->rows;
     if (rows < 1)
         rows = 1;
-    if (rows > ts->rows)
-        rows = ts->rows;
-    if (elementwise)
-        return rows;
-    if (merges == 1 && (last->strategy->s->caps & AMG_CAP_TWO_PASS) &&
-        last->strategy->s->reduce && last->strategy->s->apply) {
-        *two_pass = 1;
-        return rows;
-    }
-    return ts->rows;
+    return rows > ts->rows ? ts->rows : rows;
 }
 
 /* ---- buffers ---- */
@@ -228,6 +180,9 @@ static void free_vals(worker *wk)
 
     for (i = 0; i < wk->n_order; i++) {
         free(wk->vals[i].buf);
+        if (wk->vals[i].dbuf)
+            amg_device_free(wk->run->o->dev, wk->vals[i].dbuf,
+                            wk->vals[i].dbytes, wk->stream);
         amg_tensor_free(wk->vals[i].t);
         free(wk->vals[i].ins);
         free(wk->vals[i].aux);
@@ -250,6 +205,35 @@ static const float *mapped_f32(const amg_plan *plan, const amg_plan_node *nd)
     return p && ((uintptr_t)p % sizeof(float)) == 0 ? p : NULL;
 }
 
+/* The node's chunk buffer: device memory on the device, else host memory
+ * unless the value can point into a mapped source. */
+static int alloc_val(worker *wk, const amg_plan_node *nd, node_val *v,
+                     uint64_t elems, const char *name, amg_err *err)
+{
+    int rc;
+
+    if (elems > SIZE_MAX / sizeof(float))
+        return amg_err_set(err, AMG_ENOMEM, "chunk of '%s' too large", name);
+    /* at least one element: malloc(0) may return NULL */
+    if (wk->on_dev) {
+        v->dbytes = (elems ? elems : 1) * sizeof(float);
+        rc = amg_device_alloc(wk->run->o->dev, v->dbytes, wk->stream,
+                              &v->dbuf, err);
+        if (rc)
+            v->dbuf = NULL;
+        return rc ? amg_err_prefix(err, "cannot allocate gpu memory for "
+                                   "'%s': ", name) : AMG_OK;
+    }
+    if (mapped_f32(wk->run->plan, nd))
+        return AMG_OK;
+    v->buf = malloc((elems ? elems : 1) * sizeof(float));
+    if (!v->buf)
+        return amg_err_set(err, AMG_ENOMEM, "cannot allocate a %llu-"
+                           "element chunk for '%s'",
+                           (unsigned long long)elems, name);
+    return AMG_OK;
+}
+
 static int setup_val(worker *wk, const tshape *ts, size_t k, const char *name,
                      amg_err *err)
 {
@@ -257,7 +241,7 @@ static int setup_val(worker *wk, const tshape *ts, size_t k, const char *name,
     const amg_plan_node *nd = &plan->nodes[wk->order[k]];
     node_val *v = &wk->vals[k];
     int64_t shape[AMG_ST_MAX_DIMS];
-    uint64_t elems = ts->chunk_rows * ts->row_numel;
+    amg_device dev;
     size_t i;
     int d, rc;
 
@@ -265,21 +249,16 @@ static int setup_val(worker *wk, const tshape *ts, size_t k, const char *name,
         shape[d] = (int64_t)ts->shape[d];
     if (ts->ndim > 0)
         shape[0] = (int64_t)ts->chunk_rows;
-    if (!mapped_f32(plan, nd)) {
-        if (elems > SIZE_MAX / sizeof(float))
-            return amg_err_set(err, AMG_ENOMEM, "chunk of '%s' too large",
-                               name);
-        /* at least one element: malloc(0) may return NULL */
-        v->buf = malloc((elems ? elems : 1) * sizeof(float));
-        if (!v->buf)
-            return amg_err_set(err, AMG_ENOMEM, "cannot allocate a %llu-"
-                               "element chunk for '%s'",
-                               (unsigned long long)elems, name);
-    }
-    rc = amg_tensor_wrap(&v->t, v->buf, amg_dl_make(AMG_DL_FLOAT, 32),
-                         ts->ndim, shape, name,
-                         nd->kind == AMG_NODE_LOAD ? AMG_TENSOR_READ_ONLY : 0,
-                         err);
+    rc = alloc_val(wk, nd, v, ts->chunk_rows * ts->row_numel, name, err);
+    if (rc)
+        return rc;
+    dev.type = wk->on_dev ? AMG_DEVICE_CUDA : AMG_DEVICE_CPU;
+    dev.id = wk->on_dev ? amg_device_ordinal(wk->run->o->dev) : 0;
+    rc = amg_tensor_wrap_device(&v->t, wk->on_dev ? v->dbuf : v->buf, dev,
+                                amg_dl_make(AMG_DL_FLOAT, 32), ts->ndim,
+                                shape, name, nd->kind == AMG_NODE_LOAD
+                                                 ? AMG_TENSOR_READ_ONLY : 0,
+                                err);
     if (rc)
         return rc;
     v->t->full_numel = ts->rows * ts->row_numel;
@@ -305,20 +284,22 @@ static int setup_val(worker *wk, const tshape *ts, size_t k, const char *name,
 }
 
 /* Point every handle at rows [r0, r0 + rows). */
-static void set_rows(worker *wk, const tshape *ts, uint64_t r0,
-                     uint64_t rows)
+void amg__exec_set_rows(worker *wk, const tshape *ts, uint64_t r0,
+                        uint64_t rows)
 {
     const amg_plan *plan = wk->run->plan;
     size_t k;
 
     for (k = 0; k < wk->n_order; k++) {
         node_val *v = &wk->vals[k];
-        const float *m = mapped_f32(plan, &plan->nodes[wk->order[k]]);
+        const float *m = wk->on_dev
+            ? NULL : mapped_f32(plan, &plan->nodes[wk->order[k]]);
 
         if (ts->ndim > 0)
             v->t->dl.shape[0] = (int64_t)rows;
         v->t->elem_offset = r0 * ts->row_numel;
-        v->t->dl.data = m ? (void *)(m + r0 * ts->row_numel) : v->buf;
+        v->t->dl.data = m ? (void *)(m + r0 * ts->row_numel)
+                          : wk->on_dev ? v->dbuf : (void *)v->buf;
     }
 }
 
@@ -369,11 +350,9 @@ static int load_rows(worker *wk, const amg_plan_node *nd, const tshape *ts,
 }
 
 /* One strategy call: merge, or reduce/apply of the two-pass form. */
-enum call_kind { CALL_MERGE, CALL_REDUCE, CALL_APPLY };
-
-static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
-                         uint64_t rows, enum call_kind kind, void *stats,
-                         amg_err *err)
+int amg__exec_call_strategy(worker *wk, size_t k, const tshape *ts,
+                            uint64_t r0, uint64_t rows, enum call_kind kind,
+                            void *stats, amg_err *err)
 {
     exec_run *run = wk->run;
     const amg_plan_node *nd = &run->plan->nodes[wk->order[k]];
@@ -388,7 +367,7 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
     c.struct_size = (uint32_t)sizeof(c);
     c.n_inputs = (uint32_t)nd->n_inputs;
     c.host = amg_host_api_get();
-    c.k = amg_kernels_cpu();
+    c.k = wk->on_dev ? run->dk : amg_kernels_cpu();
     c.tensor_name = nd->name;
     c.layer_index = nd->layer_index;
     c.n_layers = run->plan->out_layers > 0 ? run->plan->out_layers : 0;
@@ -407,6 +386,10 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
      * failure in another worker stops a long strategy call too */
     amg_ctx_init(&ctx, s->id, nd->name, run->o->abort_flag);
     ctx.stop = &run->stop;
+    if (wk->on_dev) {
+        ctx.cuda_stream = wk->stream;
+        ctx.dev = run->o->dev;
+    }
     if (in->serial)
         pthread_mutex_lock(&in->lock);
     amg_crash_guard_strategy(s->id);   /* a crash now names the plugin */
@@ -426,8 +409,24 @@ static int call_strategy(worker *wk, size_t k, const tshape *ts, uint64_t r0,
     return rc;
 }
 
-/* Evaluate every node for rows [r0, r0 + rows); the last node listed is
- * the root. kind applies to the root (reduce or apply in two passes). */
+/* Rows [r0, r0 + rows) of a LOAD node's value as f32 in dst: decoded,
+ * and the adapter's update joined before any strategy sees it. */
+int amg__exec_decode_node(worker *wk, const amg_plan_node *nd,
+                          const tshape *ts, uint64_t r0, uint64_t rows,
+                          float *dst, amg_err *err)
+{
+    const amg_plan *plan = wk->run->plan;
+    int rc = load_rows(wk, nd, ts, r0, rows, dst, err);
+
+    if (rc == AMG_OK && nd->lora_mod)
+        rc = amg_lora_fold_rows(&plan->loras[nd->lora], nd->lora_mod, r0,
+                                rows, ts->row_numel, dst, err);
+    return rc;
+}
+
+/* Evaluate every node for rows [r0, r0 + rows) on the CPU; the last node
+ * listed is the root. kind applies to the root (reduce or apply in two
+ * passes). */
 static int eval_chunk(worker *wk, const tshape *ts, uint64_t r0,
                       uint64_t rows, enum call_kind kind, void *stats,
                       amg_err *err)
@@ -436,7 +435,7 @@ static int eval_chunk(worker *wk, const tshape *ts, uint64_t r0,
     size_t k;
     int rc = AMG_OK;
 
-    set_rows(wk, ts, r0, rows);
+    amg__exec_set_rows(wk, ts, r0, rows);
     for (k = 0; rc == AMG_OK && k < wk->n_order; k++) {
         const amg_plan_node *nd = &plan->nodes[wk->order[k]];
 
@@ -444,40 +443,63 @@ static int eval_chunk(worker *wk, const tshape *ts, uint64_t r0,
             return AMG_EABORTED;
         if (nd->kind == AMG_NODE_LOAD) {
             if (!mapped_f32(plan, nd))
-                rc = load_rows(wk, nd, ts, r0, rows, wk->vals[k].buf, err);
+                rc = amg__exec_decode_node(wk, nd, ts, r0, rows,
+                                           wk->vals[k].buf, err);
             else
                 atomic_fetch_add(&wk->run->bytes_in, (uint_fast64_t)(
                     rows * ts->row_numel * sizeof(float)));
-            /* the adapter's update joins the value before any strategy
-             * sees it */
-            if (rc == AMG_OK && nd->lora_mod)
-                rc = amg_lora_fold_rows(&plan->loras[nd->lora], nd->lora_mod,
-                                        r0, rows, ts->row_numel,
-                                        wk->vals[k].buf, err);
         } else {
-            rc = call_strategy(wk, k, ts, r0, rows,
-                               k + 1 == wk->n_order ? kind : CALL_MERGE,
-                               stats, err);
+            rc = amg__exec_call_strategy(wk, k, ts, r0, rows,
+                                         k + 1 == wk->n_order ? kind
+                                                              : CALL_MERGE,
+                                         stats, err);
         }
     }
     return rc;
 }
 
-/* Round the root's rows to the output dtype and write them. */
-static int write_rows(worker *wk, size_t ti, const tshape *ts, uint64_t r0,
-                      uint64_t rows, amg_err *err)
+/* Round rows of the root's value (src, f32 in host memory) to the output
+ * dtype and write them. */
+int amg__exec_write_rows(worker *wk, size_t ti, const tshape *ts, uint64_t r0,
+                         uint64_t rows, const float *src, amg_err *err)
 {
     const amg_plan_tensor *out = &wk->run->plan->outs[ti];
-    const node_val *root = &wk->vals[wk->n_order - 1];
     size_t es = amg_dtype_size(out->dtype);
     uint64_t n = rows * ts->row_numel;
     int rc = need_bytes(wk, n * es, err);
 
     if (rc)
         return rc;
-    amg_from_f32(out->dtype, amg_tensor_data(root->t), wk->bytes, n);
+    amg_from_f32(out->dtype, src, wk->bytes, n);
     return amg_model_writer_write(&wk->run->w, ti, r0 * ts->row_numel * es,
                                   wk->bytes, n * es, err);
+}
+
+/* Rows in the chunk that starts at row r0: the last one may be short. */
+uint64_t amg__exec_rows_at(const tshape *ts, uint64_t r0)
+{
+    return ts->rows - r0 < ts->chunk_rows ? ts->rows - r0 : ts->chunk_rows;
+}
+
+/* One pass over the chunks: kind CALL_MERGE or CALL_APPLY writes the
+ * root's rows, CALL_REDUCE only feeds stats. */
+static int run_pass(worker *wk, size_t ti, const tshape *ts,
+                    enum call_kind kind, void *stats, amg_err *err)
+{
+    uint64_t r0, rows;
+    int rc = AMG_OK;
+
+    if (wk->on_dev)
+        return amg__exec_dev_pass(wk, ti, ts, kind, stats, err);
+    for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
+        rows = amg__exec_rows_at(ts, r0);
+        rc = eval_chunk(wk, ts, r0, rows, kind, stats, err);
+        if (rc == AMG_OK && kind != CALL_REDUCE)
+            rc = amg__exec_write_rows(
+                wk, ti, ts, r0, rows,
+                amg_tensor_data(wk->vals[wk->n_order - 1].t), err);
+    }
+    return rc;
 }
 
 /* ---- one output tensor ---- */
@@ -518,7 +540,7 @@ static int two_pass(worker *wk, size_t ti, const tshape *ts, amg_err *err)
 {
     const amg_plan_node *root =
         &wk->run->plan->nodes[wk->order[wk->n_order - 1]];
-    uint64_t sb = root->strategy->s->stats_bytes, r0, rows;
+    uint64_t sb = root->strategy->s->stats_bytes;
     uint32_t passes = root->strategy->s->reduce_passes, pass;
     void *stats = calloc(1, sb ? sb : 1);
     int rc = AMG_OK;
@@ -531,23 +553,14 @@ static int two_pass(worker *wk, size_t ti, const tshape *ts, amg_err *err)
                            "statistics for '%s'", (unsigned long long)sb,
                            root->name);
     /* reduce sees the chunks one at a time in row order, as promised,
-     * once per pass */
+     * once per pass; the statistics stay in host memory on any device */
     for (pass = 0; rc == AMG_OK && pass < passes; pass++) {
         wk->pass = pass;
-        for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
-            rows = ts->rows - r0 < ts->chunk_rows ? ts->rows - r0
-                                                  : ts->chunk_rows;
-            rc = eval_chunk(wk, ts, r0, rows, CALL_REDUCE, stats, err);
-        }
+        rc = run_pass(wk, ti, ts, CALL_REDUCE, stats, err);
     }
     wk->pass = 0;
-    for (r0 = 0; rc == AMG_OK && r0 < ts->rows; r0 += rows) {
-        rows = ts->rows - r0 < ts->chunk_rows ? ts->rows - r0
-                                              : ts->chunk_rows;
-        rc = eval_chunk(wk, ts, r0, rows, CALL_APPLY, stats, err);
-        if (rc == AMG_OK)
-            rc = write_rows(wk, ti, ts, r0, rows, err);
-    }
+    if (rc == AMG_OK)
+        rc = run_pass(wk, ti, ts, CALL_APPLY, stats, err);
     free(stats);
     return rc;
 }
@@ -557,10 +570,11 @@ static int run_tensor(worker *wk, size_t ti, amg_err *err)
     const amg_plan *plan = wk->run->plan;
     const amg_plan_tensor *out = &plan->outs[ti];
     const amg_plan_node *root;
-    uint64_t numel = 1, r0, rows;
+    uint64_t numel = 1;
+    enum chunking how;
     tshape ts;
     size_t k;
-    int d, tp, rc;
+    int d, rc;
 
     wk->n_order = 0;
     if (++wk->stamp == 0) {            /* wrapped: forget old stamps */
@@ -586,18 +600,26 @@ static int run_tensor(worker *wk, size_t ti, amg_err *err)
     ts.row_numel = ts.rows ? numel / ts.rows : 0;
     if (numel == 0)
         return AMG_OK;                 /* nothing to compute or write */
-    ts.chunk_rows = chunk_rows_for(wk, &ts, &tp);
+    how = chunking_of(wk);
+    /* a value that is only a converted or adapted input has no strategy
+     * to run on the device */
+    wk->on_dev = root->kind == AMG_NODE_MERGE &&
+                 amg__exec_dev_route(wk, &ts, how, out->name);
+    if (!wk->on_dev)
+        ts.chunk_rows = how == CHUNK_WHOLE
+            ? ts.rows : amg__exec_rows_for(&ts, wk->run->o->chunk_bytes);
     for (k = 0; rc == AMG_OK && k < wk->n_order; k++)
         rc = setup_val(wk, &ts, k, out->name, err);
-    if (rc == AMG_OK && tp)
-        rc = two_pass(wk, ti, &ts, err);
-    for (r0 = 0; rc == AMG_OK && !tp && r0 < ts.rows; r0 += rows) {
-        rows = ts.rows - r0 < ts.chunk_rows ? ts.rows - r0 : ts.chunk_rows;
-        rc = eval_chunk(wk, &ts, r0, rows, CALL_MERGE, NULL, err);
-        if (rc == AMG_OK)
-            rc = write_rows(wk, ti, &ts, r0, rows, err);
-    }
+    if (rc == AMG_OK)
+        rc = how == CHUNK_TWO_PASS ? two_pass(wk, ti, &ts, err)
+                                   : run_pass(wk, ti, &ts, CALL_MERGE, NULL,
+                                              err);
+    if (wk->on_dev)
+        rc = amg__exec_dev_drain(wk, rc, out->name, err);
     free_vals(wk);
+    if (wk->on_dev)
+        amg__exec_stage_trim(wk);
+    wk->on_dev = 0;
     return rc;
 }
 
@@ -701,7 +723,8 @@ static void destroy_insts(exec_run *run)
 
 /* ---- the pool ---- */
 
-static int worker_init(worker *wk, exec_run *run)
+static int worker_init(worker *wk, exec_run *run, size_t i, size_t jobs,
+                       amg_err *err)
 {
     size_t n = run->plan->n_nodes ? run->plan->n_nodes : 1;
 
@@ -711,11 +734,16 @@ static int worker_init(worker *wk, exec_run *run)
     wk->mark = calloc(n, sizeof(*wk->mark));
     wk->slot = calloc(n, sizeof(*wk->slot));
     wk->vals = calloc(n, sizeof(*wk->vals));
-    return wk->order && wk->mark && wk->slot && wk->vals ? 0 : -1;
+    if (!wk->order || !wk->mark || !wk->slot || !wk->vals)
+        return amg_err_set(err, AMG_ENOMEM, "out of memory");
+    if (!run->be)
+        return AMG_OK;
+    return amg__exec_dev_worker_init(wk, i, jobs, err);
 }
 
 static void worker_free(worker *wk)
 {
+    amg__exec_dev_worker_free(wk);
     free(wk->order);
     free(wk->mark);
     free(wk->slot);
@@ -760,10 +788,9 @@ static int run_pool(exec_run *run, amg_err *err)
         goto out;
     }
     for (i = 0; i < jobs; i++) {
-        if (worker_init(&wks[i], run)) {
-            rc = amg_err_set(err, AMG_ENOMEM, "out of memory");
+        rc = worker_init(&wks[i], run, i, jobs, err);
+        if (rc)
             break;
-        }
         pthread_mutex_lock(&run->lock);
         run->running++;
         pthread_mutex_unlock(&run->lock);
@@ -785,7 +812,8 @@ static int run_pool(exec_run *run, amg_err *err)
         pthread_join(tids[i], NULL);
 out:
     for (i = 0; wks && i < jobs; i++)
-        worker_free(&wks[i]);
+        if (wks[i].run)
+            worker_free(&wks[i]);
     free(wks);
     free(tids);
     return rc;
@@ -835,12 +863,16 @@ int amg_execute(const amg_plan *plan, const char *out_dir,
     atomic_init(&run.next, 0);
     atomic_init(&run.bytes_in, 0);
     atomic_init(&run.stop, 0);
+    atomic_init(&run.dev_tensors, 0);
+    atomic_init(&run.cpu_fallback, 0);
     amg_err_clear(&run.err);
     pthread_mutex_init(&run.lock, NULL);
     pthread_cond_init(&run.idle, NULL);
     rc = amg_output_meta_check(plan, err);
     if (!rc)
         rc = create_insts(&run, err);
+    if (!rc)
+        rc = amg__exec_dev_setup(&run, err);
     if (!rc) {
         rc = open_writer(&run, out_dir, err);
         writer_open = rc == AMG_OK;
@@ -874,6 +906,8 @@ int amg_execute(const amg_plan *plan, const char *out_dir,
     }
     destroy_insts(&run);
     st->bytes_in = atomic_load(&run.bytes_in);
+    st->dev_tensors = atomic_load(&run.dev_tensors);
+    st->cpu_fallback = atomic_load(&run.cpu_fallback);
     st->seconds = amg_progress_now() - t0;
     pthread_cond_destroy(&run.idle);
     pthread_mutex_destroy(&run.lock);

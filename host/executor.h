@@ -10,6 +10,13 @@
  * offset in its shard. Workers take whole tensors; memory is bounded by
  * chunk bytes x inputs x workers. The bytes written never depend on -j or
  * on the chunk size.
+ *
+ * With a device (--device cuda), LOAD nodes still decode on the CPU into
+ * staging buffers that are copied to the device; strategies run there on
+ * the worker's stream and the root's rows come back for the same rounding
+ * and write, so the bytes do not depend on the device either. A tensor
+ * whose strategies lack AMG_CAP_CUDA, or that does not fit the device
+ * memory budget, runs on the CPU path instead.
  */
 #ifndef AMG_EXECUTOR_H
 #define AMG_EXECUTOR_H
@@ -17,6 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "device.h"
 #include "error.h"
 #include "plan.h"
 
@@ -27,12 +35,25 @@ typedef struct amg_exec_opts {
     int overwrite;                     /* --force */
     int progress;                      /* 0 none, 1 plain lines, 2 bar */
     const volatile sig_atomic_t *abort_flag; /* set by SIGINT/SIGTERM */
+    amg_device_rt *dev;                /* NULL: everything on the CPU */
+    uint64_t dev_chunk_bytes;          /* f32 bytes per input chunk on the
+                                          device; 0: AMG_EXEC_DEV_CHUNK */
+    int quiet;                         /* no notes (device fallbacks) */
+    int verbose;                       /* notes per tensor too */
 } amg_exec_opts;
+
+/* Chunks on the device are larger than on the CPU: a kernel launch and a
+ * copy cost microseconds each, so small chunks would leave the device
+ * idle. */
+#define AMG_EXEC_DEV_CHUNK (64ULL << 20)
 
 typedef struct amg_exec_stats {
     uint64_t tensors;                  /* output tensors written */
     uint64_t bytes_in;                 /* input bytes read */
     uint64_t bytes_out;                /* tensor bytes written */
+    uint64_t dev_tensors;              /* tensors merged on the device */
+    uint64_t cpu_fallback;             /* tensors a device run merged on the
+                                          CPU (no AMG_CAP_CUDA, too large) */
     double seconds;                    /* wall time of the run */
 } amg_exec_stats;
 

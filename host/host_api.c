@@ -2,9 +2,12 @@
 /*
  * host_api.c - the services table every plugin receives (amalgam/host.h).
  *
- * This build has CPU kernels only: every device other than the CPU is
- * answered with AMG_EDEVICE (tensors) or NULL (kernel tables), which is what
- * the SDK tells strategies to expect when a device is absent.
+ * CUDA tensors and the CUDA kernel table exist only in calls that run on a
+ * device (ctx->dev set by the executor for --device cuda); anywhere else a
+ * CUDA device is answered with AMG_EDEVICE (tensors) or NULL (kernel
+ * tables), which is what the SDK tells strategies to expect when a device
+ * is absent. CUDA temporaries are device memory counted against the run's
+ * budget (device.c).
  */
 #include "config.h"
 
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "ctx.h"
+#include "device.h"
 #include "kernels_cpu.h"
 #include "params.h"
 #include "plugin_loader.h"
@@ -45,17 +49,73 @@ static void api_mem_free(amg_ctx *ctx, void *p)
     free(p);
 }
 
-/* AMG_OK for the CPU; the failure recorded in ctx for anything else. */
-static int need_cpu(amg_ctx *ctx, amg_device device)
+/* Memory the CPU reads and writes directly (pinned memory included). */
+static int is_host(amg_device device)
 {
-    if (device.type == AMG_DEVICE_CPU)
+    return device.type == AMG_DEVICE_CPU ||
+           device.type == AMG_DEVICE_CUDA_HOST;
+}
+
+/* AMG_OK for the CPU, or for CUDA device memory of this call's device; the
+ * failure recorded in ctx for anything else. */
+static int need_device(amg_ctx *ctx, amg_device device, int host_ok)
+{
+    if (device.type == AMG_DEVICE_CPU || (host_ok && is_host(device)))
         return AMG_OK;
+    if (device.type == AMG_DEVICE_CUDA_HOST && ctx && ctx->dev)
+        return amg_ctx_fail(ctx, AMG_EDEVICE,
+                            "temporaries are cpu or cuda tensors, not pinned "
+                            "host (cuda_host) ones");
+    if (device.type == AMG_DEVICE_CUDA && ctx && ctx->dev) {
+        if (device.id == amg_device_ordinal(ctx->dev))
+            return AMG_OK;
+        return amg_ctx_fail(ctx, AMG_EDEVICE,
+                            "cuda:%d is not the device of this run (cuda:%d)",
+                            (int)device.id,
+                            (int)amg_device_ordinal(ctx->dev));
+    }
     if (device.type == AMG_DEVICE_CUDA || device.type == AMG_DEVICE_CUDA_HOST)
         return amg_ctx_fail(ctx, AMG_EDEVICE,
-                            "cuda tensors need the CUDA backend, which this "
-                            "build does not have");
+                            "cuda tensors need a device run (--device "
+                            "cuda); this call runs on the cpu");
     return amg_ctx_fail(ctx, AMG_EDEVICE, "unknown device type %d",
                         (int)device.type);
+}
+
+/* Free a CUDA temporary: its device memory, then its handle. The run is
+ * kept in the handle, since a ctx may be reset before it is released. */
+static void free_device_temp(amg_ctx *ctx, amg_tensor *t)
+{
+    uint64_t bytes = amg_tensor_numel(t) * amg_dl_size(t->dl.dtype);
+
+    amg_device_free(t->host_private, t->dl.data, (size_t)bytes,
+                    ctx ? ctx->cuda_stream : NULL);
+    amg_tensor_free(t);
+}
+
+/* A compact tensor of dtype and shape in the device memory of ctx's run,
+ * untracked; free with free_device_temp. */
+static int device_tensor(amg_ctx *ctx, amg_dl_dtype dtype, int32_t ndim,
+                         const int64_t *shape, amg_tensor **out)
+{
+    amg_device device = { AMG_DEVICE_CUDA, amg_device_ordinal(ctx->dev) };
+    uint64_t bytes;
+    void *p = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = amg_tensor_bytes(dtype, ndim, shape, &bytes, &ctx->err)) ||
+        (rc = amg_device_alloc(ctx->dev, (size_t)bytes, ctx->cuda_stream, &p,
+                               &ctx->err)))
+        return rc;
+    rc = amg_tensor_wrap_device(out, p, device, dtype, ndim, shape, NULL, 0,
+                                &ctx->err);
+    if (rc) {
+        amg_device_free(ctx->dev, p, (size_t)bytes, ctx->cuda_stream);
+        return rc;
+    }
+    (*out)->host_private = ctx->dev;
+    return AMG_OK;
 }
 
 static int32_t api_tensor_new(amg_ctx *ctx, amg_dl_dtype dtype, int32_t ndim,
@@ -68,13 +128,20 @@ static int32_t api_tensor_new(amg_ctx *ctx, amg_dl_dtype dtype, int32_t ndim,
     if (!ctx || !out)
         return AMG_EINVAL; /* nowhere to record why, nor to put it */
     *out = NULL;
-    rc = need_cpu(ctx, device);
+    rc = need_device(ctx, device, 0);
     if (rc)
         return rc;
-    rc = amg_tensor_alloc(&t, dtype, ndim, shape, NULL, &ctx->err);
-    if (rc)
-        return rc;
-    rc = amg_ctx_track(ctx, t);
+    if (device.type == AMG_DEVICE_CUDA) {
+        rc = device_tensor(ctx, dtype, ndim, shape, &t);
+        if (rc)
+            return rc;
+        rc = amg_ctx_track_fn(ctx, t, free_device_temp);
+    } else {
+        rc = amg_tensor_alloc(&t, dtype, ndim, shape, NULL, &ctx->err);
+        if (rc)
+            return rc;
+        rc = amg_ctx_track(ctx, t);
+    }
     if (rc)
         return rc;
     *out = t;
@@ -109,6 +176,89 @@ static void api_tensor_release(amg_ctx *ctx, amg_tensor *t)
     amg_ctx_untrack_free(ctx, t);
 }
 
+/* One raw copy of bytes between host and device memory in the direction
+ * the devices give, finished before it returns: the caller may free or
+ * read the host side at once. */
+static int raw_copy(amg_ctx *ctx, amg_tensor *dst, const amg_tensor *src,
+                    size_t bytes)
+{
+    const amg_backend *be = amg_device_backend(ctx->dev);
+    void *stream = ctx->cuda_stream;
+    void *d = amg_tensor_data(dst);
+    const void *s = amg_tensor_data(src);
+    const char *dir;
+    int rc;
+
+    if (bytes == 0)
+        return AMG_OK;
+    if (is_host(src->dl.device)) {
+        dir = "host to device";
+        rc = be->copy_h2d(d, s, bytes, stream);
+    } else if (is_host(dst->dl.device)) {
+        dir = "device to host";
+        rc = be->copy_d2h(d, s, bytes, stream);
+    } else {
+        dir = "device to device";
+        rc = be->copy_d2d(d, s, bytes, stream);
+    }
+    if (!rc && (is_host(src->dl.device) || is_host(dst->dl.device)))
+        rc = be->stream_sync(stream);
+    if (rc)
+        return amg_ctx_fail(ctx, rc, "tensor_copy: copying %zu bytes %s "
+                            "failed: %s",
+                            bytes, dir, be->error_string());
+    return AMG_OK;
+}
+
+/* dst = src when a device is involved: convert on the source's side into
+ * a temporary of dst's dtype (none when the dtypes match), then one raw
+ * copy. Device to device converts in place with the device's table. */
+static int cross_copy(amg_ctx *ctx, amg_tensor *dst, const amg_tensor *src)
+{
+    const amg_kernels *kd = amg_device_backend(ctx->dev)->kernels();
+    uint64_t n = amg_tensor_numel(dst), ns = amg_tensor_numel(src);
+    int src_host = is_host(src->dl.device);
+    amg_tensor *tmp = NULL;
+    int rc;
+
+    if (n != ns)
+        return amg_ctx_fail(ctx, AMG_EINVAL,
+                            "tensor_copy: dst has %llu elements, src has "
+                            "%llu",
+                            (unsigned long long)n, (unsigned long long)ns);
+    if (!amg_tensor_is_compact(dst) || !amg_tensor_is_compact(src))
+        return amg_ctx_fail(ctx, AMG_EINVAL,
+                            "tensor_copy: %s is not contiguous (compact "
+                            "row-major required)",
+                            amg_tensor_is_compact(dst) ? "src" : "dst");
+    if (n > 0 && (!dst->dl.data || !src->dl.data))
+        return amg_ctx_fail(ctx, AMG_EINVAL, "tensor_copy: %s has no data",
+                            dst->dl.data ? "src" : "dst");
+    if (!src_host && !is_host(dst->dl.device) &&
+        !amg_dl_eq(dst->dl.dtype, src->dl.dtype))
+        return kd->convert(ctx, dst, src);
+    if (amg_dl_eq(dst->dl.dtype, src->dl.dtype))
+        return raw_copy(ctx, dst, src, (size_t)(n * amg_dl_size(src->dl.dtype)));
+    if (src_host) {
+        rc = amg_tensor_alloc(&tmp, dst->dl.dtype, dst->dl.ndim,
+                              dst->dl.shape, NULL, &ctx->err);
+        if (!rc)
+            rc = amg_kernels_cpu()->convert(ctx, tmp, src);
+    } else {
+        rc = device_tensor(ctx, dst->dl.dtype, dst->dl.ndim, dst->dl.shape,
+                           &tmp);
+        if (!rc)
+            rc = kd->convert(ctx, tmp, src);
+    }
+    if (!rc)
+        rc = raw_copy(ctx, dst, tmp, (size_t)(n * amg_dl_size(dst->dl.dtype)));
+    if (tmp && src_host)
+        amg_tensor_free(tmp);
+    else if (tmp)
+        free_device_temp(ctx, tmp);
+    return rc;
+}
+
 static int32_t api_tensor_copy(amg_ctx *ctx, amg_tensor *dst,
                                const amg_tensor *src)
 {
@@ -116,18 +266,24 @@ static int32_t api_tensor_copy(amg_ctx *ctx, amg_tensor *dst,
 
     if (!dst || !src)
         return amg_ctx_fail(ctx, AMG_EINVAL, "tensor_copy needs two tensors");
-    rc = need_cpu(ctx, dst->dl.device);
+    rc = need_device(ctx, dst->dl.device, 1);
     if (!rc)
-        rc = need_cpu(ctx, src->dl.device);
+        rc = need_device(ctx, src->dl.device, 1);
     if (rc)
         return rc;
-    return amg_kernels_cpu()->convert(ctx, dst, src);
+    if (is_host(dst->dl.device) && is_host(src->dl.device))
+        return amg_kernels_cpu()->convert(ctx, dst, src);
+    return cross_copy(ctx, dst, src);
 }
 
 static const amg_kernels *api_kernels(amg_ctx *ctx, amg_device device)
 {
-    (void)ctx;
-    return device.type == AMG_DEVICE_CPU ? amg_kernels_cpu() : NULL;
+    if (device.type == AMG_DEVICE_CPU)
+        return amg_kernels_cpu();
+    if (device.type == AMG_DEVICE_CUDA && ctx && ctx->dev &&
+        device.id == amg_device_ordinal(ctx->dev))
+        return amg_device_backend(ctx->dev)->kernels();
+    return NULL;
 }
 
 /* The value of name in p when it has type; getters record nothing, since

@@ -13,51 +13,6 @@
  * overflow and catches garbage ranks early. */
 #define AMG_TENSOR_MAX_NDIM 64
 
-static const struct {
-    amg_dtype t;
-    uint8_t code, bits;
-} dl_map[] = {
-    { AMG_DT_F64, AMG_DL_FLOAT, 64 },
-    { AMG_DT_F32, AMG_DL_FLOAT, 32 },
-    { AMG_DT_F16, AMG_DL_FLOAT, 16 },
-    { AMG_DT_BF16, AMG_DL_BFLOAT, 16 },
-    { AMG_DT_I64, AMG_DL_INT, 64 },
-    { AMG_DT_I32, AMG_DL_INT, 32 },
-    { AMG_DT_I16, AMG_DL_INT, 16 },
-    { AMG_DT_I8, AMG_DL_INT, 8 },
-    { AMG_DT_U8, AMG_DL_UINT, 8 },
-    { AMG_DT_BOOL, AMG_DL_BOOL, 8 },
-    { AMG_DT_F8_E4M3, AMG_DL_FLOAT8_E4M3FN, 8 },
-    { AMG_DT_F8_E5M2, AMG_DL_FLOAT8_E5M2, 8 },
-};
-#define DL_MAP_N (sizeof(dl_map) / sizeof(dl_map[0]))
-
-amg_dl_dtype amg_dtype_to_dl(amg_dtype t)
-{
-    size_t i;
-
-    for (i = 0; i < DL_MAP_N; i++)
-        if (dl_map[i].t == t)
-            return amg_dl_make(dl_map[i].code, dl_map[i].bits);
-    /* no DLPack type has bits 0, so an invalid amg_dtype cannot alias one */
-    return amg_dl_make(0, 0);
-}
-
-int amg_dtype_from_dl(amg_dl_dtype dl, amg_dtype *out)
-{
-    size_t i;
-
-    if (dl.lanes != 1)
-        return -1;
-    for (i = 0; i < DL_MAP_N; i++) {
-        if (dl_map[i].code == dl.code && dl_map[i].bits == dl.bits) {
-            *out = dl_map[i].t;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static size_t round_up(size_t n, size_t a)
 {
     return (n + a - 1) / a * a;
@@ -90,6 +45,16 @@ static int shape_numel(int32_t ndim, const int64_t *shape, uint64_t *numel,
                                "overflows");
     }
     *numel = n;
+    return AMG_OK;
+}
+
+static int dtype_sized(amg_dl_dtype dtype, amg_err *err)
+{
+    if (dtype.bits == 0 || dtype.lanes == 0)
+        return amg_err_set(err, AMG_EINVAL,
+                           "cannot create tensor: dtype code %u with %u bits "
+                           "and %u lanes has no size",
+                           dtype.code, dtype.bits, dtype.lanes);
     return AMG_OK;
 }
 
@@ -150,13 +115,10 @@ int amg_tensor_alloc(amg_tensor **out, amg_dl_dtype dtype, int32_t ndim,
 
     *out = NULL;
     rc = shape_numel(ndim, shape, &numel, err);
+    if (!rc)
+        rc = dtype_sized(dtype, err);
     if (rc)
         return rc;
-    if (dtype.bits == 0 || dtype.lanes == 0)
-        return amg_err_set(err, AMG_EINVAL,
-                           "cannot create tensor: dtype code %u with %u bits "
-                           "and %u lanes has no size",
-                           dtype.code, dtype.bits, dtype.lanes);
     head = header_size(ndim, name);
     if (!head || amg_mul_u64(numel, amg_dl_size(dtype), &bytes) < 0 ||
         bytes > SIZE_MAX - round_up(head, AMG_TENSOR_ALIGN) - AMG_TENSOR_ALIGN)
@@ -205,6 +167,36 @@ int amg_tensor_wrap(amg_tensor **out, void *data, amg_dl_dtype dtype,
                 flags | AMG_TENSOR_CONTIGUOUS, numel);
     t->dl.data = data;
     *out = t;
+    return AMG_OK;
+}
+
+int amg_tensor_wrap_device(amg_tensor **out, void *data, amg_device device,
+                           amg_dl_dtype dtype, int32_t ndim,
+                           const int64_t *shape, const char *name,
+                           uint32_t flags, amg_err *err)
+{
+    int rc = amg_tensor_wrap(out, data, dtype, ndim, shape, name, flags, err);
+
+    if (rc == AMG_OK)
+        (*out)->dl.device = device;
+    return rc;
+}
+
+int amg_tensor_bytes(amg_dl_dtype dtype, int32_t ndim, const int64_t *shape,
+                     uint64_t *bytes, amg_err *err)
+{
+    uint64_t numel;
+    int rc = shape_numel(ndim, shape, &numel, err);
+
+    if (!rc)
+        rc = dtype_sized(dtype, err);
+    if (rc)
+        return rc;
+    if (amg_mul_u64(numel, amg_dl_size(dtype), bytes) < 0 ||
+        (uint64_t)(size_t)*bytes != *bytes)
+        return amg_err_set(err, AMG_ERANGE,
+                           "cannot create tensor: %llu elements do not fit in "
+                           "memory", (unsigned long long)numel);
     return AMG_OK;
 }
 

@@ -313,3 +313,21 @@ size_t amg_edit_distance(const char *a, const char *b)
     }
     return row[lb];
 }
+
+int amg_is_build_exe(void)
+{
+#if defined(AMG_BUILD_EXE)
+    char self[PATH_MAX], *build = realpath(AMG_BUILD_EXE, NULL);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int same = 0;
+
+    if (n > 0 && build) {
+        self[n] = '\0';
+        same = strcmp(self, build) == 0;
+    }
+    free(build);
+    return same;
+#else
+    return 0;
+#endif
+}

@@ -62,6 +62,12 @@ uint64_t amg_utf8_check(const uint8_t *s, uint64_t len, int *is_nul);
  * is). */
 size_t amg_edit_distance(const char *a, const char *b);
 
+/* Non-zero when this process is the build tree's own amalgam
+ * (AMG_BUILD_EXE), so a run from the build folder uses the plugins and
+ * backends built beside it rather than installed ones. Any other program,
+ * installed or not, gets 0. */
+int amg_is_build_exe(void);
+
 /* Allocation helpers that return NULL on failure (never abort). */
 char *amg_strdup(const char *s);
 

@@ -43,17 +43,8 @@
  */
 static const char *builtin_plugin_dir(void)
 {
-#if defined(AMG_BUILD_EXE) && defined(AMG_BUILD_PLUGINDIR)
-    char self[PATH_MAX], *build = realpath(AMG_BUILD_EXE, NULL);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    int same = 0;
-
-    if (n > 0 && build) {
-        self[n] = '\0';
-        same = strcmp(self, build) == 0;
-    }
-    free(build);
-    if (same)
+#if defined(AMG_BUILD_PLUGINDIR)
+    if (amg_is_build_exe())
         return AMG_BUILD_PLUGINDIR;
 #endif
     return AMG_PLUGINDIR;

@@ -159,7 +159,8 @@ static int overlap(const unsigned char *a, size_t alen,
 int32_t amg__kcpu_convert(amg_ctx *ctx, amg_tensor *dst,
                           const amg_tensor *src)
 {
-    amg_dtype to, from;
+    /* set: the argument checks admit only dtypes amg_dtype_from_dl knows */
+    amg_dtype to = AMG_DT_F32, from = AMG_DT_F32;
     unsigned char *o;
     const unsigned char *s;
     uint64_t n;

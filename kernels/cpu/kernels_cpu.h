@@ -41,9 +41,6 @@ int amg__kcpu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
                         const float *w, int need_w, const char *ref_what,
                         const amg_tensor *ref);
 
-/* Human name of a DLPack dtype ("float32", "bool"), for messages. */
-const char *amg__kcpu_dtype_name(amg_dl_dtype d, char *buf, size_t cap);
-
 /* The entries, one family per file. */
 int32_t amg__kcpu_convert(amg_ctx *ctx, amg_tensor *dst,
                           const amg_tensor *src);
@@ -99,5 +96,17 @@ int32_t amg__kcpu_rng_bernoulli(amg_ctx *ctx, amg_tensor *mask, double p,
 
 int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
                                const amg_tensor *x);
+
+int32_t amg__kcpu_row_abs_sum(amg_ctx *ctx, const amg_tensor *x,
+                              const amg_tensor *mask, double *all,
+                              double *kept);
+int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
+                            const amg_tensor *x, const float *beta,
+                            const amg_tensor *y);
+int32_t amg__kcpu_weighted_quotient(amg_ctx *ctx, amg_tensor *out,
+                                    const amg_tensor *const *x,
+                                    const amg_tensor *const *f,
+                                    const double *c, uint32_t n, double eps,
+                                    int32_t use_floor);
 
 #endif

@@ -12,9 +12,21 @@
 #include "dtype.h"
 #include "tensor_mem.h"
 
+/* The device these kernels accept tensors on. The loopback test backend
+ * (tests/gpu/loopback.c) compiles kernels/cpu/ a second time as a CUDA
+ * table over host memory, so CI runs every device path without a GPU. */
+#ifndef AMG_KCPU_DEVICE
+#define AMG_KCPU_DEVICE AMG_DEVICE_CPU
+#endif
+#if AMG_KCPU_DEVICE == AMG_DEVICE_CPU
+#define AMG_KCPU_WHERE "in host memory"
+#else
+#define AMG_KCPU_WHERE "in device memory"
+#endif
+
 static const amg_kernels cpu_table = {
     .struct_size = (uint32_t)sizeof(amg_kernels),
-    .device_type = AMG_DEVICE_CPU,
+    .device_type = AMG_KCPU_DEVICE,
     .convert = amg__kcpu_convert,
     .fill = amg__kcpu_fill,
     .scale = amg__kcpu_scale,
@@ -39,39 +51,15 @@ static const amg_kernels cpu_table = {
     .rng_uniform = amg__kcpu_rng_uniform,
     .rng_bernoulli = amg__kcpu_rng_bernoulli,
     .row_abs_rank = amg__kcpu_row_abs_rank,
+    .row_abs_sum = amg__kcpu_row_abs_sum,
+    .row_axpby = amg__kcpu_row_axpby,
+    .weighted_quotient = amg__kcpu_weighted_quotient,
     .reserved = { NULL },
 };
 
 const amg_kernels *amg_kernels_cpu(void)
 {
     return &cpu_table;
-}
-
-const char *amg__kcpu_dtype_name(amg_dl_dtype d, char *buf, size_t cap)
-{
-    amg_dtype t;
-
-    if (amg_dtype_from_dl(d, &t) == 0)
-        return amg_dtype_torch_name(t);
-    snprintf(buf, cap, "(code %u, %u bits, %u lanes)", d.code, d.bits,
-             d.lanes);
-    return buf;
-}
-
-/* Strides may be given as long as they spell compact row-major. */
-static int is_compact(const amg_tensor *t)
-{
-    int64_t expect = 1;
-    int32_t i;
-
-    if (!t->dl.strides)
-        return 1;
-    for (i = t->dl.ndim; i-- > 0;) {
-        if (t->dl.shape[i] != 1 && t->dl.strides[i] != expect)
-            return 0;
-        expect *= t->dl.shape[i];
-    }
-    return 1;
 }
 
 static int kind_ok(const amg_tensor *t, enum amg__kcpu_kind kind)
@@ -97,23 +85,24 @@ int amg__kcpu_arg(amg_ctx *ctx, const char *kernel, const char *what,
     if (!t)
         return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s is NULL", kernel, what);
     /* pinned host memory is ordinary memory to the CPU */
-    if (t->dl.device.type != AMG_DEVICE_CPU &&
-        t->dl.device.type != AMG_DEVICE_CUDA_HOST)
+    if (t->dl.device.type != AMG_KCPU_DEVICE &&
+        !(AMG_KCPU_DEVICE == AMG_DEVICE_CPU &&
+          t->dl.device.type == AMG_DEVICE_CUDA_HOST))
         return amg_ctx_fail(ctx, AMG_EINVAL,
-                            "%s: %s is on device type %d, not in host memory",
+                            "%s: %s is on device type %d, not " AMG_KCPU_WHERE,
                             kernel, what, (int)t->dl.device.type);
     if (t->dl.ndim < 0 || (t->dl.ndim > 0 && !t->dl.shape))
         return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has no valid shape",
                             kernel, what);
-    if (!is_compact(t))
+    if (!amg_tensor_is_compact(t))
         return amg_ctx_fail(ctx, AMG_EINVAL,
                             "%s: %s is not contiguous (compact row-major "
                             "required)", kernel, what);
     if (!kind_ok(t, kind))
         return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has dtype %s, expected %s",
                             kernel, what,
-                            amg__kcpu_dtype_name(t->dl.dtype, buf,
-                                                 sizeof(buf)),
+                            amg_dl_dtype_name(t->dl.dtype, buf,
+                                              sizeof(buf)),
                             kind == AMG__KCPU_F32    ? "float32"
                             : kind == AMG__KCPU_MASK ? "bool"
                                                      : "a supported dtype");

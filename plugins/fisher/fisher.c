@@ -130,44 +130,18 @@ static int32_t fisher_coeffs(amg_ctx *ctx, const amg_merge_call *call,
     return AMG_OK;
 }
 
-static double adjusted(const fisher_opts *o, float f)
-{
-    double v = f;
-
-    if (o->floor)
-        return v > o->eps ? v : o->eps;
-    return v + o->eps;
-}
-
-/* The Fisher-weighted quotient over the call's rows. */
+/* The Fisher-weighted quotient over the call's rows; the kernel fails,
+ * naming the element, where the weights sum to 0. */
 static int32_t weigh(amg_ctx *ctx, const amg_merge_call *call,
                      const fisher_opts *o, const double *c)
 {
-    const amg_host_api *host = call->host;
-    uint64_t n = amg_tensor_numel(call->out), e;
-    float *out = amg_tensor_data(call->out);
-    double num, den, w;
-    uint32_t i;
-
-    for (e = 0; e < n; e++) {
-        num = den = 0.0;
-        for (i = 0; i < call->n_inputs; i++) {
-            const amg_tensor *f = call->aux[i];
-
-            w = c[i] * adjusted(o, f ? ((const float *)amg_tensor_data(f))[e]
-                                     : 0.0f);
-            num += w * ((const float *)amg_tensor_data(call->inputs[i]))[e];
-            den += w;
-        }
-        if (den == 0.0)
-            return host->fail(ctx, AMG_EINVAL, "the Fisher weights of tensor "
-                              "'%s' sum to 0 at element %llu; give epsilon "
-                              "> 0 or nonzero weights", call->tensor_name,
-                              (unsigned long long)(call->out->elem_offset +
-                                                   e));
-        out[e] = (float)(num / den);
-    }
-    return AMG_OK;
+    if (call->k->weighted_quotient == NULL)
+        return call->host->fail(ctx, AMG_EUNSUPPORTED, "the host's kernel "
+                                "table has no weighted_quotient (the host "
+                                "is older than this plugin)");
+    return call->k->weighted_quotient(ctx, call->out, call->inputs,
+                                      call->aux, c, call->n_inputs, o->eps,
+                                      o->floor);
 }
 
 /* No Fisher anywhere: linear's arithmetic, so the result equals a linear
@@ -212,9 +186,7 @@ static int32_t from_base(amg_ctx *ctx, const amg_merge_call *call)
         return call->host->fail(ctx, AMG_EINVAL, "no model has a Fisher for "
                                 "tensor '%s' and fallback is 'base', but the "
                                 "step has no base_model", call->tensor_name);
-    memcpy(amg_tensor_data(call->out), amg_tensor_data(call->base),
-           amg_tensor_numel(call->out) * sizeof(float));
-    return AMG_OK;
+    return call->host->tensor_copy(ctx, call->out, call->base);
 }
 
 static int32_t fisher_merge(void *inst, amg_ctx *ctx,
@@ -282,7 +254,8 @@ static const amg_strategy fisher_strategy = {
         "per step (not a list, filter or slice setting); every model then\n"
         "needs a file, and a file whose norm is 0 is refused. The fallback\n"
         "average uses the weights as given.",
-    .caps = AMG_CAP_CPU | AMG_CAP_ELEMENTWISE | AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_ELEMENTWISE |
+            AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = 0,
     .n_params = sizeof(fisher_params) / sizeof(fisher_params[0]),

@@ -204,79 +204,49 @@ int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
     return rc;
 }
 
-/* |v| as (double)v * sign(v) gives it (the sign kernel's 0 for NaN keeps
- * NaN's payload and sign), so the sums stay bit for bit what the earlier
- * sign-then-row_dot form gave. Branch-free on the sign: data signs are
- * random and a mispredicted branch per element costs more than the sum. */
-static double abs_term(float f)
-{
-    double v = f;
+/* Rows whose sums fit on the stack: a cache-sized block (block.c) has a
+ * few dozen rows at most, and is summed once per model. */
+#define GTA_L1_STACK_ROWS 64u
 
-    return v == v ? fabs(v) : v * 0.0;
-}
-
-/* t where the mask byte is set, else +0 (adding +0 leaves a sum of |x| as
- * it is), without a branch on the random mask. */
-static double kept_term(double t, uint8_t m)
-{
-    uint64_t b;
-
-    memcpy(&b, &t, sizeof(b));
-    b &= (uint64_t)0 - (uint64_t)(m != 0);
-    memcpy(&t, &b, sizeof(t));
-    return t;
-}
-
-/* Rows [r, r + lanes) at once: each row's sum is its own chain in column
- * order, so interleaving rows only overlaps their latencies. */
-#define GTA_L1_LANES 4u
-
-static void l1_block(const float *a, const uint8_t *m, uint64_t cols,
-                     uint32_t lanes, double *all, double *kept)
-{
-    double s[GTA_L1_LANES] = { 0 }, k[GTA_L1_LANES] = { 0 };
-    uint64_t c;
-    uint32_t j;
-
-    for (c = 0; c < cols; c++) {
-        for (j = 0; j < lanes; j++) {
-            double t = abs_term(a[j * cols + c]);
-
-            s[j] += t;
-            if (m != NULL)
-                k[j] += kept_term(t, m[j * cols + c]);
-        }
-    }
-    for (j = 0; j < lanes; j++) {
-        if (all != NULL)
-            *all += s[j];
-        if (kept != NULL)
-            *kept += k[j];
-    }
-}
-
+/* Per-row sums from the kernel, then added here in row order: the order
+ * the rows of a tensor arrive in, whatever the chunking, so the totals are
+ * the same for any split. */
 int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
                     const amg_tensor *x, const amg_tensor *mask, double *all,
                     double *kept)
 {
-    uint64_t r, rows = amg_tensor_rows(x), cols = amg_tensor_row_numel(x);
-    const uint8_t *m = mask != NULL ? amg_tensor_data(mask) : NULL;
-    const float *a = amg_tensor_data(x);
+    const amg_host_api *host = call->host;
+    uint64_t r, rows = amg_tensor_rows(x);
+    double stack[2 * GTA_L1_STACK_ROWS], *ra = stack, *rk;
+    int32_t rc;
 
-    /* the strategies are CPU-only (AMG_CAP_CPU); a device port sums with
-     * a kernel in the same order instead */
-    if (x->dl.device.type == AMG_DEVICE_CUDA ||
-        (mask != NULL && mask->dl.device.type == AMG_DEVICE_CUDA))
-        return call->host->fail(ctx, AMG_EUNSUPPORTED, "L1 sums of '%s' "
-                                "need host memory", call->tensor_name);
-    for (r = 0; r < rows; r += GTA_L1_LANES) {
-        uint32_t lanes = rows - r < GTA_L1_LANES ? (uint32_t)(rows - r)
-                                                 : GTA_L1_LANES;
-
-        l1_block(a + r * cols, m != NULL ? m + r * cols : NULL, cols, lanes,
-                 all, kept);
+    if (call->k->row_abs_sum == NULL)
+        return host->fail(ctx, AMG_EUNSUPPORTED, "the host's kernel table "
+                          "has no row_abs_sum (the host is older than this "
+                          "plugin)");
+    /* no mask keeps nothing: the kept sum stays as it is */
+    if (mask == NULL)
+        kept = NULL;
+    if (rows == 0 || (all == NULL && kept == NULL))
+        return AMG_OK;
+    if (rows > GTA_L1_STACK_ROWS)
+        ra = host->mem_alloc(ctx, 2 * rows * sizeof(double), 0);
+    if (ra == NULL)
+        return host->fail(ctx, AMG_ENOMEM, "out of memory for %llu row "
+                          "sums", (unsigned long long)rows);
+    rk = ra + rows;
+    rc = call->k->row_abs_sum(ctx, x, kept != NULL ? mask : NULL,
+                              all != NULL ? ra : NULL,
+                              kept != NULL ? rk : NULL);
+    for (r = 0; rc == AMG_OK && r < rows; r++) {
+        if (all != NULL)
+            *all += ra[r];
+        if (kept != NULL)
+            *kept += rk[r];
     }
-    return AMG_OK;
+    if (ra != stack)
+        host->mem_free(ctx, ra);
+    return rc;
 }
 
 float gta_l1_factor(double all, double kept)

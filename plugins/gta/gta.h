@@ -108,7 +108,7 @@ int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
 /* *all += sum |x| and *kept += sum |x| where mask is set (either may be
  * NULL; mask NULL keeps nothing), one read of x. Row by row in row order,
  * index order within a row, so the totals do not depend on how the rows
- * were chunked. Host memory only. */
+ * were chunked (the row_abs_sum kernel, so on any device). */
 int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
                     const amg_tensor *x, const amg_tensor *mask, double *all,
                     double *kept);

@@ -170,8 +170,8 @@ static const amg_strategy ta_strategy = {
         "task_arithmetic.\n\n" COMMON_HELP "\n" PLAIN_HELP TAIL_HELP "\n"
         "Defaults: normalize false, lambda 1. density and rescale are\n"
         "accepted and have no effect, as in mergekit.",
-    .caps = AMG_CAP_CPU | AMG_CAP_ELEMENTWISE | AMG_CAP_NEEDS_BASE |
-            AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_ELEMENTWISE |
+            AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(ta_params),
@@ -194,8 +194,8 @@ static const amg_strategy ties_strategy = {
         TOPK_HELP "\n" TIES_HELP TAIL_HELP "\n" RESCALE_L1_HELP "\n"
         "Defaults: density 1, normalize true, rescale false, lambda 1,\n"
         "consensus sum. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(ties_params),
@@ -230,8 +230,8 @@ static const amg_strategy dare_ties_strategy = {
         "trim).\n\n" COMMON_HELP "\n" DARE_HELP "\n" TIES_HELP TAIL_HELP "\n"
         "Defaults: density 1, normalize false, rescale true, rescale_mode\n"
         "l1, lambda 1, consensus sum. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(dare_ties_params),
@@ -254,8 +254,8 @@ static const amg_strategy dare_linear_strategy = {
         COMMON_HELP "\n" DARE_HELP "\n" PLAIN_HELP TAIL_HELP "\n"
         "Defaults: density 1, normalize false, rescale true, rescale_mode\n"
         "l1, lambda 1. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(dare_linear_params),
@@ -289,8 +289,8 @@ static const amg_strategy breadcrumbs_strategy = {
         RESCALE_L1_HELP "\n"
         "Defaults: density 1, gamma 0.01, normalize false, rescale false,\n"
         "lambda 1. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(breadcrumbs_params),
@@ -314,8 +314,8 @@ static const amg_strategy breadcrumbs_ties_strategy = {
         "\n" TIES_HELP TAIL_HELP "\n" RESCALE_L1_HELP "\n"
         "Defaults: density 1, gamma 0.01, normalize false, rescale false,\n"
         "lambda 1, consensus sum. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(breadcrumbs_ties_params),
@@ -357,8 +357,8 @@ static const amg_strategy della_strategy = {
         DELLA_HELP "\n" TIES_HELP TAIL_HELP "\n"
         "Defaults: density 1, epsilon 0.15, normalize true, rescale true,\n"
         "rescale_mode l1, lambda 1, consensus sum. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(della_params),
@@ -381,8 +381,8 @@ static const amg_strategy della_linear_strategy = {
         COMMON_HELP "\n" DELLA_HELP "\n" PLAIN_HELP TAIL_HELP "\n"
         "Defaults: density 1, epsilon 0.15, normalize false, rescale true,\n"
         "rescale_mode l1, lambda 1. At most 32 models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_REENTRANT |
-            AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS | AMG_CAP_USES_RNG,
     .min_inputs = 1,
     .max_inputs = GTA_MAX_INPUTS,
     .n_params = N_OF(della_linear_params),

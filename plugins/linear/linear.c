@@ -122,7 +122,8 @@ static const amg_strategy linear_strategy = {
         "Same meaning as mergekit's `linear`: weight is required for every\n"
         "model and may be a gradient or a filter list; the base model is\n"
         "ignored unless it is listed among the models.",
-    .caps = AMG_CAP_CPU | AMG_CAP_ELEMENTWISE | AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_ELEMENTWISE |
+            AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = 0,
     .n_params = sizeof(linear_params) / sizeof(linear_params[0]),

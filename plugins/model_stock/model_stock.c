@@ -373,8 +373,8 @@ static const amg_strategy ms_strategy = {
         "f64 (per row, then over rows in order, so any chunking gives the\n"
         "same bytes); cos and t are f64; the blend t/N * sum + (1 - t) *\n"
         "base runs in f32.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_TWO_PASS |
-            AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
     .min_inputs = 2,
     .max_inputs = MS_MAX_INPUTS,
     .n_params = sizeof(ms_params) / sizeof(ms_params[0]),

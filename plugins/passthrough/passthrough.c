@@ -64,7 +64,8 @@ static const amg_strategy passthrough_strategy = {
         "Same meaning as mergekit's `passthrough`, whose `scale` is also a\n"
         "per-model tensor parameter; mergekit leaves the tensor untouched\n"
         "when scale is unset, which here is the default 1.",
-    .caps = AMG_CAP_CPU | AMG_CAP_ELEMENTWISE | AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_ELEMENTWISE |
+            AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = 1,
     .n_params = sizeof(passthrough_params) / sizeof(passthrough_params[0]),

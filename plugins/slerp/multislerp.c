@@ -302,7 +302,7 @@ const amg_strategy amg__multislerp_strategy = {
         "\n"
         "References: C. Goddard, https://goddard.blog/posts/multislerp-wow-"
         "what-a-cool-idea;\nmergekit merge_methods/multislerp.py.",
-    .caps = AMG_CAP_CPU | AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = MS_MAX,
     .n_params = sizeof(ms_params) / sizeof(ms_params[0]),

@@ -20,7 +20,7 @@
  * out = a*m0 + b*m1 + (1 - a - b)*base in one f32 weighted sum, a and b
  * computed in double. Per row (nuslerp_flatten: false): each chunk holds
  * whole last-axis rows, so apply does the rows of its chunk alone (row_dot
- * for the sums, then one f32 loop that scales each row by its own a, b).
+ * for the sums, then row_axpby, which scales each row by its own a, b).
  *
  * nuslerp_row_wise (mergekit: rows along dimension 0, i.e. per column of a
  * [out, in] matrix) needs whole-tensor statistics per column; it is refused
@@ -230,15 +230,18 @@ static int32_t nuslerp_apply_flat(amg_ctx *ctx, const amg_merge_call *call,
 }
 
 /* Rows along the last axis, as [rows, cols] temporaries when the chunk's
- * own rows are not those rows (3-D and up): v0, v1 then hold the vectors. */
+ * own rows are not those rows (3-D and up): v0, v1 then hold the vectors,
+ * and *mix, where the rows are mixed, is v0's temporary (else out). */
 static int32_t nuslerp_rows_view(amg_ctx *ctx, const amg_merge_call *call,
-                                 const amg_tensor **v, uint64_t cols)
+                                 const amg_tensor **v, uint64_t cols,
+                                 amg_tensor **mix)
 {
     const amg_host_api *host = call->host;
     int64_t shape[2];
     amg_tensor *r;
     int32_t rc, k;
 
+    *mix = call->out;
     if (amg_tensor_row_numel(call->out) == cols)
         return AMG_OK;
     shape[0] = (int64_t)(amg_tensor_numel(call->out) / cols);
@@ -251,31 +254,29 @@ static int32_t nuslerp_rows_view(amg_ctx *ctx, const amg_merge_call *call,
         if (rc != AMG_OK)
             return rc;
         v[k] = r;
+        if (k == 0)
+            *mix = r;
     }
     return AMG_OK;
 }
 
-/* out row i = a_i v0 row i + b_i v1 row i (+ base): a scale per row, which
- * no kernel does, so a plain loop (CPU only until a kernel exists). */
-static void nuslerp_combine_rows(const nuslerp_in *in, const amg_tensor *v0,
-                                 const amg_tensor *v1, amg_tensor *out,
-                                 const float *a, const float *b,
-                                 uint64_t rows, uint64_t cols)
+/* mix row i = a_i v0 row i + b_i v1 row i, then + base: (p + q) + base,
+ * each step rounded to f32 (1 * x is exact); a mix other than out (rows
+ * of 3-D and up, see nuslerp_rows_view) is then copied into out. */
+static int32_t nuslerp_combine_rows(amg_ctx *ctx, const amg_merge_call *call,
+                                    const nuslerp_in *in, const amg_tensor **v,
+                                    amg_tensor *dst, const float *a,
+                                    const float *b)
 {
-    const float *x0 = amg_tensor_data(v0), *x1 = amg_tensor_data(v1);
-    const float *base = in->base ? amg_tensor_data(in->base) : NULL;
-    float *o = amg_tensor_data(out);
-    uint64_t r, c, i;
+    const amg_kernels *k = call->k;
+    int32_t rc;
 
-    for (r = 0; r < rows; r++)
-        for (c = 0; c < cols; c++) {
-            float p, q;
-
-            i = r * cols + c;
-            p = a[r] * x0[i];
-            q = b[r] * x1[i];
-            o[i] = base ? (p + q) + base[i] : p + q;
-        }
+    rc = k->row_axpby(ctx, dst, a, v[0], b, v[1]);
+    if (rc == AMG_OK && in->base != NULL)
+        rc = k->axpby(ctx, dst, 1.0f, dst, 1.0f, in->base);
+    if (rc == AMG_OK && dst != call->out)
+        rc = call->host->tensor_copy(ctx, call->out, dst);
+    return rc;
 }
 
 static int32_t nuslerp_apply_rows(amg_ctx *ctx, const amg_merge_call *call,
@@ -283,6 +284,7 @@ static int32_t nuslerp_apply_rows(amg_ctx *ctx, const amg_merge_call *call,
 {
     const amg_host_api *host = call->host;
     const amg_tensor *v[2];
+    amg_tensor *mix = NULL;
     uint64_t cols = (uint64_t)call->out->dl.shape[call->out->dl.ndim - 1];
     uint64_t rows = cols ? amg_tensor_numel(call->out) / cols : 0, r;
     double *sums = NULL;
@@ -291,12 +293,13 @@ static int32_t nuslerp_apply_rows(amg_ctx *ctx, const amg_merge_call *call,
 
     if (rows == 0)
         return AMG_OK;
-    if (call->k->device_type != AMG_DEVICE_CPU)
-        return host->fail(ctx, AMG_EUNSUPPORTED, "nuslerp_flatten: false "
-                          "runs on the CPU only for now");
+    if (call->k->row_axpby == NULL)
+        return host->fail(ctx, AMG_EUNSUPPORTED, "the host's kernel table "
+                          "has no row_axpby (the host is older than this "
+                          "plugin); nuslerp_flatten: false needs it");
     rc = nuslerp_vectors(ctx, call, in, v);
     if (rc == AMG_OK)
-        rc = nuslerp_rows_view(ctx, call, v, cols);
+        rc = nuslerp_rows_view(ctx, call, v, cols, &mix);
     if (rc != AMG_OK)
         return rc;
     sums = host->mem_alloc(ctx, 3 * rows * sizeof(double), 0);
@@ -323,8 +326,7 @@ static int32_t nuslerp_apply_rows(amg_ctx *ctx, const amg_merge_call *call,
         ab[rows + r] = (float)b;
     }
     if (rc == AMG_OK)
-        nuslerp_combine_rows(in, v[0], v[1], call->out, ab, ab + rows, rows,
-                             cols);
+        rc = nuslerp_combine_rows(ctx, call, in, v, mix, ab, ab + rows);
 done:
     host->mem_free(ctx, sums);
     host->mem_free(ctx, ab);
@@ -384,11 +386,10 @@ const amg_strategy amg__nuslerp_strategy = {
         "double coefficients (mergekit works in the merge dtype, bf16 for\n"
         "bf16 merges); with a base the result is formed in one pass as\n"
         "a m0 + b m1 + (1-a-b) base. A tensor holding inf or NaN fails.\n"
-        "Per-row mode runs on the CPU only for now.\n"
         "\n"
         "References: mergekit merge_methods/nuslerp.py; K. Shoemake,\n"
         "SIGGRAPH 1985.",
-    .caps = AMG_CAP_CPU | AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
     .min_inputs = 2,
     .max_inputs = 3,
     .n_params = sizeof(nuslerp_params) / sizeof(nuslerp_params[0]),

@@ -227,8 +227,8 @@ const amg_strategy amg__slerp_strategy = {
         "\n"
         "References: K. Shoemake, Animating rotation with quaternion curves,\n"
         "SIGGRAPH 1985; mergekit merge_methods/slerp.py.",
-    .caps = AMG_CAP_CPU | AMG_CAP_NEEDS_BASE | AMG_CAP_TWO_PASS |
-            AMG_CAP_REENTRANT,
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_TWO_PASS | AMG_CAP_REENTRANT,
     .min_inputs = 1,
     .max_inputs = 1,
     .n_params = sizeof(slerp_params) / sizeof(slerp_params[0]),

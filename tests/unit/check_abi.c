@@ -83,7 +83,11 @@ START_TEST(kernels_layout)
     OFF(amg_kernels, rng_uniform, 176);
     OFF(amg_kernels, rng_bernoulli, 184);
     OFF(amg_kernels, row_abs_rank, 192);
-    OFF(amg_kernels, reserved, 200);
+    OFF(amg_kernels, row_abs_sum, 200);
+    OFF(amg_kernels, row_axpby, 208);
+    OFF(amg_kernels, weighted_quotient, 216);
+    OFF(amg_kernels, reserved, 224);
+    ck_assert_uint_eq(sizeof(((amg_kernels *)0)->reserved), 12 * 8);
 }
 END_TEST
 

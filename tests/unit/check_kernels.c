@@ -273,7 +273,8 @@ START_TEST(test_table)
               K->abs_histogram && K->threshold_mask && K->sign_elect &&
               K->disjoint_merge && K->sum && K->dot && K->norm_l2 &&
               K->norm_l1 && K->row_dot && K->rng_uniform &&
-              K->rng_bernoulli);
+              K->rng_bernoulli && K->row_abs_rank && K->row_abs_sum &&
+              K->row_axpby && K->weighted_quotient);
     fn = (const void *const *)K->reserved;
     n = sizeof(K->reserved) / sizeof(K->reserved[0]);
     for (i = 0; i < n; i++)
@@ -1211,6 +1212,279 @@ START_TEST(test_row_abs_rank_errors)
 }
 END_TEST
 
+/* ---- per-row kernels and the weighted quotient (rows.c) ---- */
+
+static amg_tensor *f32s(int32_t ndim, const int64_t *shape, const float *v)
+{
+    amg_tensor *t = mk(amg_dl_make(AMG_DL_FLOAT, 32), ndim, shape);
+
+    memcpy(F(t), v, (size_t)amg_tensor_numel(t) * sizeof(float));
+    return t;
+}
+
+START_TEST(test_row_abs_sum)
+{
+    /* row 0: |x| sums to 3.75, the masked 1 and 0.5 to 1.5; row 1: the
+     * NaN reaches all but not kept, where its mask byte is 0; row 2: f64
+     * sums, so 2^24 + 1 + 1 is exact (f32 would drop both ones) */
+    const int64_t s34[2] = { 3, 4 };
+    amg_tensor *x = f32s(2, s34, (const float[]){
+                             1, -2, 0.5f, -0.25f,
+                             NAN, 1, -2, 3,
+                             16777216.0f, 1, -1, -0.0f });
+    amg_tensor *m = maskv((const uint8_t[]){ 1, 0, 1, 0,
+                                             0, 1, 1, 0,
+                                             0, 1, 1, 1 }, 12);
+    double all[3] = { -1, -1, -1 }, kept[3] = { -1, -1, -1 };
+
+    ck_assert_ptr_nonnull(K->row_abs_sum);
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x, m, all, kept), AMG_OK);
+    ck_assert(all[0] == 3.75 && kept[0] == 1.5);
+    ck_assert(isnan(all[1]) && kept[1] == 3.0);
+    ck_assert(all[2] == 16777218.0 && kept[2] == 2.0);
+    /* either output alone; the other is left untouched */
+    all[0] = kept[0] = -1;
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x, m, NULL, kept), AMG_OK);
+    ck_assert(kept[0] == 1.5 && kept[2] == 2.0 && all[0] == -1);
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x, NULL, all, NULL), AMG_OK);
+    ck_assert(all[0] == 3.75 && all[2] == 16777218.0);
+    amg_tensor_free(x);
+    amg_tensor_free(m);
+}
+END_TEST
+
+START_TEST(test_row_abs_sum_rows)
+{
+    /* 6 rows (more than the kernel interleaves at once), row r holding
+     * r and -(r + 0.5): all[r] = 2r + 0.5 in row order. Rows are along
+     * dimension 0, as for row_dot: each element of a 1-D tensor is a row
+     * (so its total, added up by the caller, does not depend on how the
+     * tensor was chunked); a scalar is one row */
+    const int64_t s62[2] = { 6, 2 }, s3 = 3;
+    float v[12];
+    double all[6], kept[6];
+    amg_tensor *x, *m, *x1, *x0;
+    int r;
+
+    for (r = 0; r < 6; r++) {
+        v[2 * r] = (float)r;
+        v[2 * r + 1] = -((float)r + 0.5f);
+    }
+    x = f32s(2, s62, v);
+    m = maskv((const uint8_t[]){ 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0 }, 12);
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x, m, all, kept), AMG_OK);
+    for (r = 0; r < 6; r++) {
+        ck_assert_msg(all[r] == 2.0 * r + 0.5, "row %d: all %g", r, all[r]);
+        ck_assert_msg(kept[r] == (r < 3 ? r + 0.5 : (double)r),
+                      "row %d: kept %g", r, kept[r]);
+    }
+    x1 = f32s(1, &s3, (const float[]){ -1, 2, -4 });
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x1, NULL, all, NULL), AMG_OK);
+    ck_assert(all[0] == 1.0 && all[1] == 2.0 && all[2] == 4.0);
+    x0 = f32s(0, NULL, (const float[]){ -2.5f });
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x0, NULL, all, NULL), AMG_OK);
+    ck_assert(all[0] == 2.5);
+    amg_tensor_free(x);
+    amg_tensor_free(m);
+    amg_tensor_free(x1);
+    amg_tensor_free(x0);
+}
+END_TEST
+
+START_TEST(test_row_abs_sum_errors)
+{
+    amg_tensor *x = f32z(4), *m3 = mk_dt(AMG_DT_BOOL, 3), *f = f32z(4);
+    double all[1], kept[1];
+
+    expect_fail(K->row_abs_sum(&ctx, x, NULL, all, kept),
+                "row_abs_sum: kept is given but mask is NULL");
+    expect_fail(K->row_abs_sum(&ctx, x, m3, all, kept),
+                "row_abs_sum: mask has 3 elements, x has 4");
+    expect_fail(K->row_abs_sum(&ctx, x, f, all, kept),
+                "row_abs_sum: mask has dtype float32, expected bool");
+    expect_fail(K->row_abs_sum(&ctx, m3, NULL, all, NULL),
+                "row_abs_sum: x has dtype bool, expected float32");
+    amg_tensor_free(x);
+    amg_tensor_free(m3);
+    amg_tensor_free(f);
+}
+END_TEST
+
+START_TEST(test_row_axpby)
+{
+    /* row 0: 2x - y; row 1: 0.5x + 3y */
+    const int64_t s23[2] = { 2, 3 }, s212[3] = { 2, 1, 2 };
+    const float xv[6] = { 1, 2, 3, 4, -2, 1 }, yv[6] = { 1, 1, 1, 1, 0, -1 };
+    const float want[6] = { 1, 3, 5, 5, -1, -2.5f };
+    const float alpha[2] = { 2, 0.5f }, beta[2] = { -1, 3 };
+    /* as in test_axpby: an FMA would leave 2^-24 instead of 0 */
+    const float fa[1] = { 1.0f + 0x1p-12f }, fb[1] = { -1.0f };
+    amg_tensor *x = f32s(2, s23, xv), *y = f32s(2, s23, yv);
+    amg_tensor *o = f32z(6), *px, *qy, *z;
+    amg_tensor *x3 = f32s(3, s212, (const float[]){ 1, 2, 3, 4 });
+    amg_tensor *o2 = f32s(2, s23, xv), *xf = f32v(xv, 6), *yf = f32v(yv, 6);
+    amg_tensor *x1 = f32v((const float[]){ 1, 4 }, 2);
+    amg_tensor *y1 = f32v((const float[]){ 1, 1 }, 2);
+
+    ck_assert_ptr_nonnull(K->row_axpby);
+    /* rows are out's (dimension 0): a 1-D out of 6 would take 6 scales,
+     * so out is [2, 3] here and x, y match it in count only */
+    ck_assert_int_eq(K->row_axpby(&ctx, o2, alpha, xf, beta, yf), AMG_OK);
+    expect_f32(o2, want, 6);
+    /* out aliases x, then y */
+    ck_assert_int_eq(K->row_axpby(&ctx, x, alpha, x, beta, y), AMG_OK);
+    expect_f32(x, want, 6);
+    memcpy(F(x), xv, sizeof(xv));
+    ck_assert_int_eq(K->row_axpby(&ctx, y, alpha, x, beta, y), AMG_OK);
+    expect_f32(y, want, 6);
+    /* 1-D: each element is a row (dimension 0), as for row_dot */
+    ck_assert_int_eq(K->row_axpby(&ctx, x1, alpha, x1, beta, y1), AMG_OK);
+    expect_f32(x1, (const float[]){ 1, 5 }, 2);
+    /* 3-D: rows along dimension 0 */
+    ck_assert_int_eq(K->row_axpby(&ctx, x3, alpha, x3, beta, x3), AMG_OK);
+    expect_f32(x3, (const float[]){ 1, 2, 10.5f, 14 }, 4);
+    px = f32v(fa, 1);
+    qy = f32v((const float[]){ 1.0f + 0x1p-11f }, 1);
+    z = f32z(1);
+    ck_assert_int_eq(K->row_axpby(&ctx, z, fa, px, fb, qy), AMG_OK);
+    expect_f32(z, (const float[]){ 0.0f }, 1);
+    expect_fail(K->row_axpby(&ctx, o, NULL, x, beta, y),
+                "row_axpby: alpha is NULL");
+    expect_fail(K->row_axpby(&ctx, o, alpha, x, beta, z),
+                "row_axpby: y has 1 elements, out has 6");
+    amg_tensor_free(x);
+    amg_tensor_free(y);
+    amg_tensor_free(o);
+    amg_tensor_free(px);
+    amg_tensor_free(qy);
+    amg_tensor_free(z);
+    amg_tensor_free(x3);
+    amg_tensor_free(o2);
+    amg_tensor_free(xf);
+    amg_tensor_free(yf);
+    amg_tensor_free(x1);
+    amg_tensor_free(y1);
+}
+END_TEST
+
+START_TEST(test_weighted_quotient)
+{
+    /* f[1] NULL counts as 0; c = {1, 2}, eps = 0.5.
+     * add:   w0 = {1.5, 0.5, NaN}, w1 = 1:
+     *        (1.5*1 + 3) / 2.5 = 1.8, (0.5*2 + 6) / 1.5, NaN
+     * floor: w0 = {1, 0.5, 0.5} (max(NaN, eps) = eps), w1 = 1:
+     *        (1 + 3) / 2 = 2, (0.5*2 + 6) / 1.5, (0.5*4 + 8) / 1.5 */
+    const float xv0[3] = { 1, 2, 4 }, xv1[3] = { 3, 6, 8 };
+    amg_tensor *x0 = f32v(xv0, 3), *x1 = f32v(xv1, 3), *o = f32z(3);
+    amg_tensor *f0 = f32v((const float[]){ 1, 0, NAN }, 3);
+    const amg_tensor *x[2] = { x0, x1 }, *f[2] = { f0, NULL };
+    const double c[2] = { 1, 2 };
+
+    ck_assert_ptr_nonnull(K->weighted_quotient);
+    ck_assert_int_eq(K->weighted_quotient(&ctx, o, x, f, c, 2, 0.5, 0),
+                     AMG_OK);
+    expect_f32(o, (const float[]){ (float)(4.5 / 2.5), (float)(7.0 / 1.5),
+                                   NAN }, 3);
+    ck_assert_int_eq(K->weighted_quotient(&ctx, o, x, f, c, 2, 0.5, 1),
+                     AMG_OK);
+    expect_f32(o, (const float[]){ 2, (float)(7.0 / 1.5),
+                                   (float)(10.0 / 1.5) }, 3);
+    /* out may alias an input */
+    ck_assert_int_eq(K->weighted_quotient(&ctx, x0, x, f, c, 2, 0.5, 1),
+                     AMG_OK);
+    expect_f32(x0, (const float[]){ 2, (float)(7.0 / 1.5),
+                                    (float)(10.0 / 1.5) }, 3);
+    amg_tensor_free(x0);
+    amg_tensor_free(x1);
+    amg_tensor_free(o);
+    amg_tensor_free(f0);
+}
+END_TEST
+
+START_TEST(test_weighted_quotient_f64)
+{
+    /* weights 1 (no Fisher, eps 1): (2^24 + 0.5 - 2^24) / 3. The f64
+     * numerator keeps the 0.5; an f32 one would round 2^24 + 0.5 to 2^24
+     * and give 0 */
+    amg_tensor *x0 = f32v((const float[]){ 16777216.0f }, 1);
+    amg_tensor *x1 = f32v((const float[]){ 0.5f }, 1);
+    amg_tensor *x2 = f32v((const float[]){ -16777216.0f }, 1);
+    amg_tensor *o = f32z(1);
+    const amg_tensor *x[3] = { x0, x1, x2 }, *f[3] = { NULL, NULL, NULL };
+    const double c[3] = { 1, 1, 1 };
+    const float want = (float)(0.5 / 3.0);
+
+    ck_assert_int_eq(K->weighted_quotient(&ctx, o, x, f, c, 3, 1, 0),
+                     AMG_OK);
+    expect_f32(o, &want, 1);
+    amg_tensor_free(x0);
+    amg_tensor_free(x1);
+    amg_tensor_free(x2);
+    amg_tensor_free(o);
+}
+END_TEST
+
+START_TEST(test_weighted_quotient_zero)
+{
+    /* 1500 elements (past one block); F is 0 at 1200 and 1300 only, so
+     * with eps 0 the first zero denominator is element 1200, reported at
+     * the chunk's place in the whole tensor */
+    enum { N = 1500 };
+    amg_tensor *x0 = f32z(N), *f0 = f32z(N), *o = f32z(N);
+    const amg_tensor *x[1] = { x0 }, *f[1] = { f0 }, *none[1] = { NULL };
+    const amg_tensor *x2[2] = { x0, x0 }, *none2[2] = { NULL, NULL };
+    const double c[1] = { 2 }, c2[2] = { 1, -1 };
+    int i;
+
+    for (i = 0; i < N; i++) {
+        F(x0)[i] = (float)i;
+        F(f0)[i] = i == 1200 || i == 1300 ? 0.0f : 0.25f;
+    }
+    o->elem_offset = 1000;
+    expect_fail(K->weighted_quotient(&ctx, o, x, f, c, 1, 0, 0),
+                "weighted_quotient: the weights sum to 0 at element 2200; "
+                "epsilon > 0 or nonzero weights avoid that");
+    /* floor with eps 0 keeps F = 0 a zero weight too */
+    expect_fail(K->weighted_quotient(&ctx, o, x, f, c, 1, 0, 1),
+                "weighted_quotient: the weights sum to 0 at element 2200; "
+                "epsilon > 0 or nonzero weights avoid that");
+    /* weights cancelling: the very first element */
+    expect_fail(K->weighted_quotient(&ctx, o, x2, none2, c2, 2, 1e-6, 0),
+                "weighted_quotient: the weights sum to 0 at element 1000; "
+                "epsilon > 0 or nonzero weights avoid that");
+    /* no Fisher, eps 1: every weight 2, out = x across both blocks */
+    ck_assert_int_eq(K->weighted_quotient(&ctx, o, x, none, c, 1, 1, 0),
+                     AMG_OK);
+    for (i = 0; i < N; i++)
+        ck_assert_msg(F(o)[i] == (float)i, "element %d: %g", i,
+                      (double)F(o)[i]);
+    amg_tensor_free(x0);
+    amg_tensor_free(f0);
+    amg_tensor_free(o);
+}
+END_TEST
+
+START_TEST(test_weighted_quotient_errors)
+{
+    amg_tensor *o = f32z(3), *x0 = f32z(3), *f2 = f32z(2);
+    const amg_tensor *x[1] = { x0 }, *f[1] = { f2 }, *none[1] = { NULL };
+    const double c[1] = { 1 };
+
+    expect_fail(K->weighted_quotient(&ctx, o, x, f, c, 1, 0, 0),
+                "weighted_quotient: f[0] has 2 elements, out has 3");
+    expect_fail(K->weighted_quotient(&ctx, o, x, none, NULL, 1, 0, 0),
+                "weighted_quotient: c is NULL with n = 1");
+    expect_fail(K->weighted_quotient(&ctx, o, x, NULL, c, 1, 0, 0),
+                "weighted_quotient: f is NULL with n = 1");
+    expect_fail(K->weighted_quotient(&ctx, o, (const amg_tensor *[]){ f2 },
+                                     none, c, 1, 0, 0),
+                "weighted_quotient: x[0] has 2 elements, out has 3");
+    amg_tensor_free(o);
+    amg_tensor_free(x0);
+    amg_tensor_free(f2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1250,6 +1524,18 @@ static Suite *suite(void)
     tcase_add_test(tc, test_row_abs_rank_small);
     tcase_add_test(tc, test_row_abs_rank_vs_sort);
     tcase_add_test(tc, test_row_abs_rank_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rows");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_row_abs_sum);
+    tcase_add_test(tc, test_row_abs_sum_rows);
+    tcase_add_test(tc, test_row_abs_sum_errors);
+    tcase_add_test(tc, test_row_axpby);
+    tcase_add_test(tc, test_weighted_quotient);
+    tcase_add_test(tc, test_weighted_quotient_f64);
+    tcase_add_test(tc, test_weighted_quotient_zero);
+    tcase_add_test(tc, test_weighted_quotient_errors);
     suite_add_tcase(s, tc);
     return s;
 }

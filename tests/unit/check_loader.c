@@ -790,8 +790,8 @@ START_TEST(host_api_tensors)
                                    shape, cuda, &u),
                      AMG_EDEVICE);
     ck_assert_ptr_null(u);
-    ck_assert_str_eq(ctx.err.msg, "cuda tensors need the CUDA backend, which "
-                                  "this build does not have");
+    ck_assert_str_eq(ctx.err.msg, "cuda tensors need a device run (--device "
+                                  "cuda); this call runs on the cpu");
     ck_assert_int_eq(h->tensor_new(&ctx, amg_dl_make(AMG_DL_FLOAT, 32), -1,
                                    shape, cpu, &u),
                      AMG_EINVAL);

@@ -165,7 +165,35 @@ typedef struct amg_kernels {
     int32_t (*row_abs_rank)(amg_ctx *ctx, amg_tensor *out,
                             const amg_tensor *x);
 
-    void *reserved[15];            /* NULL; appended entries go here */
+    /* Per row (dimension 0, as row_dot: each element of a 1-D x is a row,
+     * a 0-D x is one row), in f64, columns
+     * in index order: all[r] = sum_c |x[r][c]| and kept[r] = the same sum
+     * over the columns whose mask byte is set. |NaN| is NaN, so a NaN
+     * reaches the sums. all, kept: rows(x) doubles in host memory, either
+     * may be NULL; mask (BOOL, like x) may be NULL only when kept is.
+     * Callers add the rows in row order, which makes a tensor's total the
+     * same however its rows were chunked. */
+    int32_t (*row_abs_sum)(amg_ctx *ctx, const amg_tensor *x,
+                           const amg_tensor *mask, double *all,
+                           double *kept);
+    /* out[r][c] = alpha[r] * x[r][c] + beta[r] * y[r][c] in f32 (two
+     * products, one add): a scale per row. alpha, beta: rows(out) floats in
+     * host memory. out may alias x or y. */
+    int32_t (*row_axpby)(amg_ctx *ctx, amg_tensor *out, const float *alpha,
+                         const amg_tensor *x, const float *beta,
+                         const amg_tensor *y);
+    /* Weighted quotient (Fisher merging), per element i, in f64 with j in
+     * order 0..n-1: g_j = f[j] ? f[j][i] : 0, g_j = floor ? max(g_j, eps)
+     * : g_j + eps (max keeps eps when g_j is NaN), w_j = c[j] * g_j,
+     * out[i] = (float)(sum_j w_j * x[j][i] / sum_j w_j). f[j] may be NULL
+     * (no Fisher: 0). A zero denominator fails with AMG_EINVAL naming the
+     * element (out->elem_offset + i, the first such in index order). */
+    int32_t (*weighted_quotient)(amg_ctx *ctx, amg_tensor *out,
+                                 const amg_tensor *const *x,
+                                 const amg_tensor *const *f, const double *c,
+                                 uint32_t n, double eps, int32_t floor);
+
+    void *reserved[12];            /* NULL; appended entries go here */
 } amg_kernels;
 
 #ifdef __cplusplus

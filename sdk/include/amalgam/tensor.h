@@ -137,6 +137,24 @@ static inline int amg_tensor_is_f32(const amg_tensor *t)
            t->dl.dtype.lanes == 1;
 }
 
+/* 1 when the elements lie compact in row-major order, so a tensor is one
+ * byte range: strides NULL, or strides that spell compact row-major
+ * (extents of 1 may carry any stride). */
+static inline int amg_tensor_is_compact(const amg_tensor *t)
+{
+    int64_t expect = 1;
+    int32_t i;
+
+    if (!t->dl.strides)
+        return 1;
+    for (i = t->dl.ndim; i-- > 0;) {
+        if (t->dl.shape[i] != 1 && t->dl.strides[i] != expect)
+            return 0;
+        expect *= t->dl.shape[i];
+    }
+    return 1;
+}
+
 #ifdef __cplusplus
 }
 #endif
