@@ -88,9 +88,8 @@ void amg__kcu_scratch_free(void *p, cudaStream_t stream);
  * stream (and so for everything queued before). */
 int amg__kcu_to_host(amg_ctx *ctx, const char *kernel, void *dst,
                      const void *src, size_t bytes, cudaStream_t stream);
-/* Copy bytes of host memory to device memory on stream. The host buffer
- * may be reused once this returns: a copy from pageable memory returns
- * after the runtime has staged the bytes. */
+/* Copy bytes of host memory to device memory on stream and wait for the
+ * stream, so the host buffer may be freed or reused once this returns. */
 int amg__kcu_to_device(amg_ctx *ctx, const char *kernel, void *dst,
                        const void *src, size_t bytes, cudaStream_t stream);
 

@@ -67,6 +67,10 @@ cudaError_t amg__kcu_bind(void)
     static thread_local int bound = -1;
     cudaError_t e;
 
+    /* no device open (never, or closed): a fresh thread would otherwise
+     * pass with whatever device is current in it */
+    if (amg__kcu_ordinal < 0)
+        return cudaErrorInvalidDevice;
     if (bound == amg__kcu_ordinal)
         return cudaSuccess;
     e = cudaSetDevice(amg__kcu_ordinal);
@@ -162,6 +166,12 @@ int amg__kcu_to_device(amg_ctx *ctx, const char *kernel, void *dst,
     if (e != cudaSuccess)
         return amg__kcu_cuda_fail(ctx, kernel, "copy to the device failed",
                                   e);
+    /* the caller frees src when the entry returns; a copy from page-locked
+     * memory (or pageable memory under HMM) is still reading it then, and
+     * CUDA promises nothing more for pageable memory either */
+    e = cudaStreamSynchronize(stream);
+    if (e != cudaSuccess)
+        return amg__kcu_cuda_fail(ctx, kernel, "device work failed", e);
     return AMG_OK;
 }
 
