@@ -145,7 +145,7 @@ pipeline() {
         della|della_linear)
             printf 'merge_method: %s\nbase_model: %s/base\nmodels:\n' "$1" "$d"
             models "weight: 0.5" "density: 0.5" "epsilon: 0.1" ;;
-        model_stock)
+        model_stock|karcher)
             printf 'merge_method: %s\nbase_model: %s/base\nmodels:\n' "$1" "$d"
             models ;;
         slerp)

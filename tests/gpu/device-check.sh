@@ -169,6 +169,9 @@ pipeline() {
     model_stock)
         printf 'merge_method: %s\nbase_model: %s/base\nmodels:\n' "$1" "$M"
         models ;;
+    karcher)
+        printf 'merge_method: karcher\nmodels:\n'
+        models ;;
     slerp)
         printf 'merge_method: slerp\nbase_model: %s/expert-1\n' "$M"
         printf 'models:\n  - model: %s/expert-1\n' "$M"
@@ -221,8 +224,8 @@ printf '%-18s %8s %8s %9s %9s %8s %8s %7s %s\n' strategy "cpu s" "gpu s" \
 status=0
 left=
 ids="linear task_arithmetic ties dare_ties dare_linear breadcrumbs
-     breadcrumbs_ties della della_linear model_stock slerp nuslerp multislerp
-     passthrough"
+     breadcrumbs_ties della della_linear model_stock karcher slerp nuslerp
+     multislerp passthrough"
 for id in $ids; do
     if [ -n "$left" ] || [ $(( $(date +%s) - start )) -ge "$BUDGET" ]; then
         left="$left $id"

@@ -8,7 +8,7 @@
 
 GPU_STRATEGIES="linear slerp nuslerp multislerp task_arithmetic ties
     dare_ties dare_linear breadcrumbs breadcrumbs_ties della della_linear
-    model_stock passthrough fisher"
+    model_stock karcher passthrough fisher"
 
 # gpu_models DIR: f32 and bf16 families of a base and three experts, and a
 # third family whose experts serve as Fisher files (any values will do:
@@ -61,6 +61,10 @@ gpu_pipeline() {
         printf '%s\n' "merge_method: model_stock" "base_model: $d/f/base" \
             "models:" "  - model: $d/f/expert-1" "  - model: $d/f/expert-2" \
             "  - model: $d/f/expert-3" ;;
+    karcher)
+        printf '%s\n' "merge_method: karcher" "base_model: $d/b/base" \
+            "models:" "  - model: $d/b/expert-1" "  - model: $d/b/expert-2" \
+            "  - model: $d/b/expert-3" "parameters: {max_iter: 20}" ;;
     passthrough)
         printf '%s\n' "merge_method: passthrough" "models:" \
             "  - model: $d/b/expert-1" "    parameters:" "      scale:" \

@@ -76,6 +76,7 @@ def exact_config(method, d, arch):
         "nuslerp": {"base_model": base,
                     "models": [m("ft1", weight=0.7), m("ft2", weight=0.3)]},
         "multislerp": {"base_model": base, "models": three_w},
+        "karcher": {"models": [m("ft1"), m("ft2"), m("ft3")]},
     }
     if method == "passthrough":
         if arch == "t5":
