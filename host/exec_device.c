@@ -242,9 +242,8 @@ int amg__exec_dev_route(worker *wk, tshape *ts, enum chunking how,
     per_row = (uint64_t)(wk->n_order + DEV_TEMP_CHUNKS) * ts->row_numel *
               sizeof(float);
     fit = per_row ? run->dev_share / per_row : ts->rows;
-    /* a 1-D tensor stays in one piece on the device: it is small, its
-     * rows are single elements, and della ranks the pieces of a split one
-     * through host memory */
+    /* a 1-D tensor stays in one piece, as on the CPU (plugin.h promises
+     * strategies that it is never split) */
     if (ts->ndim <= 1)
         how = CHUNK_WHOLE;
     rows = how == CHUNK_WHOLE ? ts->rows

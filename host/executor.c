@@ -605,8 +605,11 @@ static int run_tensor(worker *wk, size_t ti, amg_err *err)
      * to run on the device */
     wk->on_dev = root->kind == AMG_NODE_MERGE &&
                  amg__exec_dev_route(wk, &ts, how, out->name);
+    /* a 1-D tensor (a norm, a bias) stays whole, as on the device: it is
+     * small, and a strategy that ranks or normalises it as one row needs
+     * it whole (plugin.h promises this) */
     if (!wk->on_dev)
-        ts.chunk_rows = how == CHUNK_WHOLE
+        ts.chunk_rows = how == CHUNK_WHOLE || ts.ndim <= 1
             ? ts.rows : amg__exec_rows_for(&ts, wk->run->o->chunk_bytes);
     for (k = 0; rc == AMG_OK && k < wk->n_order; k++)
         rc = setup_val(wk, &ts, k, out->name, err);

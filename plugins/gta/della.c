@@ -16,15 +16,17 @@
  * reduce pass sums both norms), or the paper's 1/p per kept element with
  * rescale_mode: inverse.
  *
- * A 1-D tensor is one row, so its ranks need the whole tensor. When the
- * host splits one into chunks, the first reduce pass gathers its magnitude
- * keys in the statistics block and each chunk's ranks are looked up there;
- * the L1 sums then wait for the second pass. Other tensors come in whole
- * rows and rank with the kernel alone.
+ * A 1-D tensor is one row, ranked whole: the host never splits one into
+ * row chunks (plugin.h), so every call holds whole rows.
+ *
+ * The L1 sums need every keep mask before apply can scale, and a mask
+ * costs a rank of its row, most of della's time. So reduce keeps the
+ * masks it draws in the statistics block, a bit per element, when they
+ * fit and live in host memory, and apply reads them back instead of
+ * drawing them again: the same bits, half the ranks.
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "gta.h"
@@ -117,165 +119,67 @@ static void free_tmp(amg_ctx *ctx, const amg_merge_call *call,
     call->host->tensor_release(ctx, tm->p);
 }
 
-/* ---- 1-D tensors split into chunks: ranks over the whole tensor ---- */
+/* ---- keep masks cached between reduce and apply ---- */
 
-static int split_1d(const amg_merge_call *call)
+static int mask_cached(const amg_merge_call *call, const della_opts *o,
+                       const gta_della_stats *st)
 {
-    return call->out->dl.ndim <= 1 &&
-           (call->row_begin != 0 || call->row_end != call->rows_total);
+    const amg_tensor *t = call->out;
+
+    /* only the L1 rescale runs reduce */
+    return o->g.rescale && !o->g.inverse && !st->no_cache &&
+           t->dl.device.type == AMG_DEVICE_CPU &&
+           (uint64_t)o->g.n * t->full_numel <= GTA_DELLA_MASK_BITS;
 }
 
-static uint64_t *model_keys(gta_della_stats *st, const amg_merge_call *call,
-                            uint32_t i)
+static uint64_t mask_at(const amg_merge_call *call, uint32_t i)
 {
-    return st->keys + (size_t)i * (size_t)call->out->full_numel;
+    return (uint64_t)i * call->out->full_numel + call->out->elem_offset;
 }
 
-static uint32_t abs_bits(float f)
-{
-    uint32_t u;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DELLA_LE 1
+#else
+#define DELLA_LE 0
+#endif
 
-    memcpy(&u, &f, sizeof(u));
-    return u & 0x7FFFFFFFu;
+/* Bits at..at+n-1 of bits = the mask bytes m (each 0 or 1, as the mask
+ * kernels write them). Every bit is set once a tensor, from zero. */
+static void pack_mask(uint64_t *bits, uint64_t at, const uint8_t *m,
+                      uint64_t n)
+{
+    uint8_t *b = (uint8_t *)bits;
+    uint64_t j = 0, v;
+
+    /* eight bytes to one: byte k's bit 0 lands on bit 56 + k, no two
+     * partial products on one bit, so nothing carries */
+    if (DELLA_LE && at % 8 == 0)
+        for (; j + 8 <= n; j += 8) {
+            memcpy(&v, m + j, 8);
+            b[(at + j) / 8] = (uint8_t)((v * 0x0102040810204080ull) >> 56);
+        }
+    for (; j < n; j++)
+        b[(at + j) / 8] |= (uint8_t)(m[j] << ((at + j) % 8));
 }
 
-/* *h = x in host memory (a temporary of the call). */
-static int32_t to_host(amg_ctx *ctx, const amg_merge_call *call,
-                       const amg_tensor *x, amg_tensor **h)
+/* The mask bytes m (0 or 1) of bits at..at+n-1. */
+static void unpack_mask(uint8_t *m, const uint64_t *bits, uint64_t at,
+                        uint64_t n)
 {
-    amg_device cpu = { AMG_DEVICE_CPU, 0 };
-    int64_t n = (int64_t)amg_tensor_numel(x);
-    int32_t rc;
+    const uint8_t *b = (const uint8_t *)bits;
+    uint64_t j = 0, v;
 
-    rc = call->host->tensor_new(ctx, call->out->dl.dtype, 1, &n, cpu, h);
-    if (rc == AMG_OK)
-        rc = call->host->tensor_copy(ctx, *h, x);
-    return rc;
-}
-
-static int32_t check_room(amg_ctx *ctx, const amg_merge_call *call,
-                          uint32_t n)
-{
-    uint64_t numel = call->out->full_numel;
-
-    if ((uint64_t)n * numel <= GTA_DELLA_KEYS)
-        return AMG_OK;
-    return call->host->fail(ctx, AMG_EUNSUPPORTED, "this 1-D tensor of %llu "
-                            "elements is split into chunks, and ranking it "
-                            "whole for %u models needs more than %u keys: "
-                            "use --chunk-size %lluKiB or more",
-                            (unsigned long long)numel, (unsigned)n,
-                            GTA_DELLA_KEYS,
-                            (unsigned long long)((numel * 4 + 1023) / 1024));
-}
-
-/* Key of element j: its magnitude bits, then its index, so sorted keys
- * give the ranks with ties to the lower index (as row_abs_rank does). */
-static int32_t gather_keys(amg_ctx *ctx, const amg_merge_call *call,
-                           gta_della_stats *st, uint32_t i,
-                           const amg_tensor *d)
-{
-    uint64_t *keys = model_keys(st, call, i), off = call->out->elem_offset;
-    amg_tensor *h = NULL;
-    const float *v;
-    uint64_t j, n;
-    int32_t rc;
-
-    rc = to_host(ctx, call, d, &h);
-    if (rc != AMG_OK)
-        return rc;
-    v = amg_tensor_data(h);
-    n = amg_tensor_numel(h);
-    for (j = 0; j < n; j++)
-        keys[off + j] = (uint64_t)abs_bits(v[j]) << 32 | (off + j);
-    call->host->tensor_release(ctx, h);
-    return AMG_OK;
-}
-
-static int32_t gather_all(amg_ctx *ctx, const amg_merge_call *call,
-                          const della_opts *o, gta_della_stats *st)
-{
-    amg_tensor *d = NULL;
-    uint32_t i;
-    int32_t rc;
-
-    rc = check_room(ctx, call, o->g.n);
-    for (i = 0; rc == AMG_OK && i < o->g.n; i++) {
-        if (!sparsified(o, i))
-            continue;
-        rc = gta_delta(ctx, call, i, &d);
-        if (rc == AMG_OK)
-            rc = gather_keys(ctx, call, st, i, d);
-        call->host->tensor_release(ctx, d);
-        d = NULL;
-    }
-    return rc;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* Once per tensor, before the first lookup (chunks come one at a time). */
-static void sort_keys(gta_della_stats *st, const della_opts *o,
-                      const amg_merge_call *call)
-{
-    uint32_t i;
-
-    if (st->sorted)
-        return;
-    for (i = 0; i < o->g.n; i++)
-        if (sparsified(o, i))
-            qsort(model_keys(st, call, i), (size_t)call->out->full_numel,
-                  sizeof(uint64_t), cmp_u64);
-    st->sorted = 1;
-}
-
-/* Index of the first key >= want (want is always present). */
-static uint64_t lower_bound(const uint64_t *keys, uint64_t n, uint64_t want)
-{
-    uint64_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-
-        if (keys[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* rank_norm of the chunk's elements within the whole tensor, by the
- * formula of row_abs_rank. */
-static int32_t split_ranks(amg_ctx *ctx, const amg_merge_call *call,
-                           gta_della_stats *st, uint32_t i,
-                           const amg_tensor *d, amg_tensor *out)
-{
-    const uint64_t *keys = model_keys(st, call, i);
-    uint64_t j, n, pos, off = call->out->elem_offset;
-    uint64_t numel = call->out->full_numel;
-    amg_tensor *h = NULL;
-    float *v;
-    int32_t rc;
-
-    rc = to_host(ctx, call, d, &h);
-    if (rc != AMG_OK)
-        return rc;
-    v = amg_tensor_data(h);
-    n = amg_tensor_numel(h);
-    for (j = 0; j < n; j++) {
-        pos = lower_bound(keys, numel,
-                          (uint64_t)abs_bits(v[j]) << 32 | (off + j));
-        v[j] = numel > 1 ? (float)((double)pos / (double)(numel - 1)) : 0.0f;
-    }
-    rc = call->host->tensor_copy(ctx, out, h);
-    call->host->tensor_release(ctx, h);
-    return rc;
+    /* bit k to byte k: nibbles, pairs, then single bits apart */
+    if (DELLA_LE && at % 8 == 0)
+        for (; j + 8 <= n; j += 8) {
+            v = b[(at + j) / 8];
+            v = (v | v << 28) & 0x0000000F0000000Full;
+            v = (v | v << 14) & 0x0003000300030003ull;
+            v = (v | v << 7) & 0x0101010101010101ull;
+            memcpy(m + j, &v, 8);
+        }
+    for (; j < n; j++)
+        m[j] = (uint8_t)(b[(at + j) / 8] >> ((at + j) % 8) & 1u);
 }
 
 /* ---- the sparsifier ---- */
@@ -287,17 +191,14 @@ static int32_t split_ranks(amg_ctx *ctx, const amg_merge_call *call,
  * f32 before the sum (no FMA), so one call forms both steps, and 1 * c is
  * c exactly. */
 static int32_t keep_prob(amg_ctx *ctx, const amg_merge_call *call,
-                         const della_opts *o, gta_della_stats *st,
-                         uint32_t i, const amg_tensor *d, della_tmp *tm)
+                         const della_opts *o, uint32_t i,
+                         const amg_tensor *d, della_tmp *tm)
 {
     const amg_kernels *k = call->k;
     double dens = o->g.density[i], eps = o->eps[i];
     int32_t rc;
 
-    if (split_1d(call))
-        rc = split_ranks(ctx, call, st, i, d, tm->p);
-    else
-        rc = k->row_abs_rank(ctx, tm->p, d);
+    rc = k->row_abs_rank(ctx, tm->p, d);
     if (rc == AMG_OK)
         rc = k->fill(ctx, tm->t, (float)(dens - eps));
     if (rc == AMG_OK)
@@ -338,18 +239,14 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
     della_opts o;
     della_tmp tm = { NULL, NULL, NULL };
     uint32_t i;
-    int split = split_1d(call);
+    int cache;
     int32_t rc;
 
     rc = read_opts(ctx, call, inst, &o);
-    if (rc == AMG_OK && split && call->pass == 0)
-        return gather_all(ctx, call, &o, st);
-    /* the L1 sums: pass 0, or pass 1 once a split tensor's keys are in */
-    if (rc != AMG_OK || !o.g.rescale || o.g.inverse ||
-        call->pass != (split ? 1u : 0u))
+    /* only mergekit's L1 rescale needs the sums */
+    if (rc != AMG_OK || !o.g.rescale || o.g.inverse)
         return rc;
-    if (split)
-        sort_keys(st, &o, call);
+    cache = mask_cached(call, &o, st);
     rc = new_tmp(ctx, call, &tm);
     /* one delta for all the models of the call */
     if (rc == AMG_OK)
@@ -360,12 +257,15 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
             continue;
         rc = gta_delta_to(ctx, call, i, d);
         if (rc == AMG_OK)
-            rc = keep_prob(ctx, call, &o, st, i, d, &tm);
+            rc = keep_prob(ctx, call, &o, i, d, &tm);
         if (rc == AMG_OK)
             rc = draw_mask(ctx, call, i, &tm);
         if (rc == AMG_OK)
             rc = gta_l1_rows(ctx, call, d, tm.mask, &st->l1_all[i],
                              &st->l1_kept[i]);
+        if (rc == AMG_OK && cache)
+            pack_mask(st->mask_bits, mask_at(call, i),
+                      amg_tensor_data(tm.mask), amg_tensor_numel(tm.mask));
     }
     call->host->tensor_release(ctx, d);
     free_tmp(ctx, call, &tm);
@@ -384,12 +284,19 @@ static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
         return AMG_OK;
     if (o->g.density[i] <= 0.0)
         return k->fill(ctx, d, 0.0f);
-    rc = keep_prob(ctx, call, o, st, i, d, tm);
-    /* before the mask, which zeroes whatever a dropped element became */
-    if (rc == AMG_OK && o->g.rescale && o->g.inverse)
-        rc = k->div(ctx, d, d, tm->p);
-    if (rc == AMG_OK)
-        rc = draw_mask(ctx, call, i, tm);
+    if (mask_cached(call, o, st)) {
+        unpack_mask(amg_tensor_data(tm->mask), st->mask_bits,
+                    mask_at(call, i), amg_tensor_numel(tm->mask));
+        rc = AMG_OK;
+    } else {
+        rc = keep_prob(ctx, call, o, i, d, tm);
+        /* before the mask, which zeroes whatever a dropped element
+         * became */
+        if (rc == AMG_OK && o->g.rescale && o->g.inverse)
+            rc = k->div(ctx, d, d, tm->p);
+        if (rc == AMG_OK)
+            rc = draw_mask(ctx, call, i, tm);
+    }
     if (rc == AMG_OK)
         rc = k->mask_apply(ctx, d, d, tm->mask);
     if (rc != AMG_OK || !o->g.rescale || o->g.inverse)
@@ -413,8 +320,6 @@ static int32_t apply_block(void *inst, amg_ctx *ctx,
         rc = gta_deltas(ctx, call, d);
     if (rc == AMG_OK)
         rc = new_tmp(ctx, call, &tm);
-    if (rc == AMG_OK && split_1d(call))
-        sort_keys(st, &o, call);
     for (i = 0; rc == AMG_OK && i < o.g.n; i++)
         rc = sparsify_model(ctx, call, &o, st, i, d[i], &tm);
     if (rc == AMG_OK)
@@ -441,8 +346,8 @@ int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
 {
     const amg_host_api *host = call->host;
-    /* a whole tensor is never split: the key room is not needed */
-    size_t bytes = offsetof(gta_della_stats, keys);
+    /* one call does both passes: no mask room, nothing to cache */
+    size_t bytes = offsetof(gta_della_stats, mask_bits);
     amg_merge_call c = *call;
     gta_della_stats *st;
     int32_t rc = AMG_OK;
@@ -452,11 +357,11 @@ int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
         return host->fail(ctx, AMG_ENOMEM, "out of memory for %zu bytes of "
                           "statistics", bytes);
     memset(st, 0, bytes);
+    st->no_cache = 1;
     c.row_begin = 0;
     c.row_end = call->rows_total;
-    for (c.pass = 0; rc == AMG_OK && c.pass < 2; c.pass++)
-        rc = gta_della_reduce(inst, ctx, &c, st);
     c.pass = 0;
+    rc = gta_della_reduce(inst, ctx, &c, st);
     if (rc == AMG_OK)
         rc = gta_della_apply(inst, ctx, &c, st);
     host->mem_free(ctx, st);

@@ -161,18 +161,20 @@ int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 
 /* ---- della.c ---- */
 
-/* Room for the magnitude keys of a 1-D tensor the host split into chunks
- * (all models together): its ranks need the whole tensor. 16 MiB of the
- * statistics block, only touched for such tensors. */
-#define GTA_DELLA_KEYS (1u << 21)
+/* Bits of keep mask the statistics block caches between reduce and apply
+ * (models times elements of a tensor): 32 MiB, enough for three models of
+ * a 32000 x 2048 embedding. The host callocs the block per tensor, and a
+ * C library maps one this large fresh (glibc: above 32 MiB, always), so
+ * only the pages a tensor's masks fill are ever touched. */
+#define GTA_DELLA_MASK_BITS (1ull << 28)
 
 typedef struct gta_della_stats {
     double l1_all[GTA_MAX_INPUTS];     /* sum |d_i| over the tensor */
     double l1_kept[GTA_MAX_INPUTS];    /* sum |kept d_i| */
-    int32_t sorted;                    /* keys are sorted (1-D split) */
+    int32_t no_cache;                  /* set by merge: no mask room */
     int32_t reserved0;
-    /* 1-D split tensors: per model, N entries bits(|d|) << 32 | index */
-    uint64_t keys[GTA_DELLA_KEYS];
+    /* model i's keep mask at bit i * full_numel + element, when cached */
+    uint64_t mask_bits[GTA_DELLA_MASK_BITS / 64];
 } gta_della_stats;
 
 int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,

@@ -348,7 +348,7 @@ static const amg_strategy breadcrumbs_ties_strategy = {
 
 static const amg_strategy della_strategy = {
     .struct_size = sizeof(amg_strategy),
-    .reduce_passes = 2,
+    .reduce_passes = 1,
     .id = "della",
     .summary = "drop by magnitude rank, rescale, then TIES consensus "
                "(mergekit's della)",
@@ -372,7 +372,7 @@ static const amg_strategy della_strategy = {
 
 static const amg_strategy della_linear_strategy = {
     .struct_size = sizeof(amg_strategy),
-    .reduce_passes = 2,
+    .reduce_passes = 1,
     .id = "della_linear",
     .summary = "drop by magnitude rank, rescale, then a weighted sum "
                "(mergekit's della_linear)",

@@ -160,8 +160,9 @@ typedef struct amg_kernels {
      * ranks above every number (as torch.sort places it), NaNs among
      * themselves by their bits then column. A row of one element gives 0
      * (mergekit divides 0 by 0 there). Ranks depend on the whole row, so a
-     * row chunk must hold whole rows: a 1-D tensor split into chunks ranks
-     * each chunk on its own. out is F32 like x and may alias it. */
+     * row chunk must hold whole rows: a 1-D tensor split into chunks would
+     * rank each chunk on its own, which is why the host never splits one
+     * (plugin.h). out is F32 like x and may alias it. */
     int32_t (*row_abs_rank)(amg_ctx *ctx, amg_tensor *out,
                             const amg_tensor *x);
 

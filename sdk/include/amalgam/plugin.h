@@ -92,7 +92,9 @@ typedef struct amg_param_spec {
 #define AMG_CAP_CUDA (1ull << 1)       /* merge accepts CUDA tensors */
 #define AMG_CAP_ELEMENTWISE (1ull << 2) /* out rows depend only on the same
                                           rows of the inputs: the host may
-                                          call merge on row chunks */
+                                          call merge on row chunks (never
+                                          for a 0-D or 1-D tensor: that
+                                          one always comes whole) */
 #define AMG_CAP_NEEDS_BASE (1ull << 3) /* requires a base model */
 #define AMG_CAP_USES_RNG (1ull << 4)   /* draws from the RNG (seed below) */
 #define AMG_CAP_REENTRANT (1ull << 5)  /* merge may run concurrently on one
@@ -171,6 +173,10 @@ typedef struct amg_strategy {
      * order, one at a time, reduce_passes times (call->pass tells which),
      * then apply on every chunk in row order, one at a time — so apply may
      * carry state in stats (e.g. how many top-k ties it has taken).
+     * Row chunks hold whole rows of dimension 0, and the host never
+     * splits a tensor of ndim <= 1: such a tensor is one chunk (row_begin
+     * 0, row_end rows_total), so what a strategy computes over a 1-D
+     * tensor as one row (ranks, norms) needs no gathering across calls.
      * Optional; when absent merge gets the whole tensor. */
     uint64_t stats_bytes;
     int32_t (*reduce)(void *inst, amg_ctx *ctx, const amg_merge_call *call,
