@@ -30,7 +30,9 @@
 # With $OUT set, the output is also written to $OUT/device-check.txt (and
 # the build log to $OUT/build.log when the build fails). On a machine
 # that reaches no package registry, DEVICE_CHECK_DEBS may name a folder of
-# .deb files (the build dependencies) unpacked into / before building.
+# .deb files (the build dependencies) unpacked into / before building, or
+# DEVICE_CHECK_PREBUILT a folder made by tests/gpu/pack.sh from a CUDA
+# build on another x86-64 machine (no build there at all).
 set -uo pipefail
 
 if [ -n "${OUT:-}" ] && [ -z "${DEVICE_CHECK_TEED:-}" ]; then
@@ -69,8 +71,24 @@ say "$NPROC CPUs, $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' \
     /proc/meminfo) memory, $(df -Ph "${W%/*}" | awk 'NR == 2 { print $4 }')" \
     "free in ${W%/*}"
 
-step "build (log: $B.log)"
 mkdir -p "$W" || die "cannot create '$W'"
+if [ -n "${DEVICE_CHECK_PREBUILT:-}" ]; then
+    # a build made elsewhere by tests/gpu/pack.sh: linked in at the path it
+    # was built at, so it finds its plugins and backend as a build tree does
+    step "prebuilt: $DEVICE_CHECK_PREBUILT"
+    P=$(cd "$DEVICE_CHECK_PREBUILT" && pwd -P) ||
+        die "no folder '$DEVICE_CHECK_PREBUILT'"
+    [ -f "$P/BUILD_PATH" ] || die "'$P' was not made by tests/gpu/pack.sh"
+    B=$(cat "$P/BUILD_PATH")
+    if [ -e "$B" ] && [ "$(cd "$B" && pwd -P)" != "$P" ]; then
+        die "'$B' exists and is not '$P': remove it or pack from another path"
+    fi
+    mkdir -p "${B%/*}" && ln -sfn "$P" "$B" || die "cannot link '$B'"
+    LD_LIBRARY_PATH=$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH
+    "$B/amalgam" --version || die "the prebuilt amalgam does not run here"
+else
+step "build (log: $B.log)"
 build() {
     # a machine that reaches no package registry may still have all it
     # needs: a failed install is reported, and configure names anything
@@ -101,6 +119,7 @@ grep -A3 '^configure: summary' "$B.log" || true
 [ -f "$B/backends/.libs/cuda.so" ] ||
     die "configure did not enable CUDA: no backends/.libs/cuda.so"
 say "built in $(( $(date +%s) - start )) s"
+fi
 
 step "GPU suite: CPU and GPU bytes equal for every strategy"
 sh "$src/tests/gpu/suite.sh" "$B"
