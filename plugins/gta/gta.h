@@ -183,4 +183,32 @@ int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                         void *stats);
 int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 
+/* ---- sce.c ---- */
+
+/* Reduce passes of sce: two histogram levels of the variance, then the
+ * weights' sums of squares under the selection it gives. */
+#define GTA_SCE_PASSES 3u
+
+/* One tensor's statistics, zeroed by the host. */
+typedef struct gta_sce_stats {
+    uint64_t hist[GTA_HIST_BINS];      /* var bits: level 0, then level 1 */
+    uint64_t zeros[GTA_HIST_BINS];     /* level 1 in bin 0: [0] exact 0 */
+    uint64_t k;                        /* elements selected */
+    uint64_t above;                    /* of them, strictly above the bin */
+    uint64_t n_ties;                   /* elements equal to thr to take */
+    uint64_t taken[2];                 /* ties taken by pass 2, by apply */
+    double energy[GTA_MAX_INPUTS];     /* sum (masked TV_i)^2 */
+    float w[GTA_MAX_INPUTS];           /* normalised weights */
+    uint32_t b0;                       /* level-0 bin of the k-th var */
+    uint32_t thr;                      /* bits of the k-th largest var */
+    int32_t mode;                      /* sce.c's enum sce_mode */
+    int32_t reserved0;
+} gta_sce_stats;
+
+int32_t gta_sce_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats);
+int32_t gta_sce_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                      void *stats);
+int32_t gta_sce_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
+
 #endif /* AMG_PLUGIN_GTA_H */

@@ -103,6 +103,15 @@ static const amg_param_spec della_linear_params[] = {
     P_NORMALIZE(0.0), P_RESCALE(1.0), P_INT8, P_RESCALE_MODE_P,
 };
 
+static const amg_param_spec sce_params[] = {
+    { SPEC, .type = AMG_PARAM_F64, .scope = AMG_SCOPE_GLOBAL,
+      .flags = AMG_PARAM_GRADIENT | AMG_PARAM_HAS_MIN | AMG_PARAM_HAS_MAX,
+      .name = "select_topk", .def = 1.0, .min = 0.0, .max = 1.0,
+      .help = "share of the elements of largest variance across the task "
+              "vectors kept" },
+    P_INT8,
+};
+
 static const gta_method ta_method = { GTA_SPARSE_NONE, 0 };
 static const gta_method ties_method = { GTA_SPARSE_MAGNITUDE, 1 };
 static const gta_method dare_ties_method = { GTA_SPARSE_RANDOM, 1 };
@@ -394,10 +403,52 @@ static const amg_strategy della_linear_strategy = {
     .apply = gta_della_apply,
 };
 
+static const amg_strategy sce_strategy = {
+    .struct_size = sizeof(amg_strategy),
+    .reduce_passes = GTA_SCE_PASSES,
+    .id = "sce",
+    .summary = "select by variance, weight by energy, erase by sign "
+               "(mergekit's sce)",
+    .help =
+        "SCE (select, calculate, erase; FuseChat, Wan et al., arXiv\n"
+        "2408.07990), as mergekit's sce. Needs a base; models take no\n"
+        "weight or density. TV_i = model_i - base (f32).\n\n"
+        "Select (select_topk < 1): var = the population variance over the\n"
+        "models of TV at each element; k = int(count_nonzero(var) *\n"
+        "select_topk) (in f32, as torch computes it); every TV_i keeps the k\n"
+        "elements of largest var and is zeroed elsewhere; k = 0 or\n"
+        "select_topk 0 zeroes all. Equal variances go to the lower element\n"
+        "index (exact, two 64 Ki-bin histogram passes; torch.topk leaves the\n"
+        "order open). var is f32: mean = sum_i (1/N) TV_i, var = sum_i (1/N)\n"
+        "(TV_i - mean)^2, i in order: it may differ from torch.var in the\n"
+        "last bits, so variances within a rounding of the k-th largest may\n"
+        "be picked differently.\n\n"
+        "Calculate: w_i = mean(TV_i^2) over the tensor (after selection),\n"
+        "divided by sum_j of them; 1/N each when that sum is below 1e-6.\n"
+        "Sums in f64, rows in order, each w_i rounded once to f32.\n\n"
+        "Erase: the sign elected per element is that of sum_i TV_i (a zero\n"
+        "sum elects +); erase_i = TV_i nonzero and of that sign.\n\n"
+        "out = base + sum_i w_i erase_i TV_i / max(sum_i w_i erase_i, 1e-6),\n"
+        "in f32, rounded once to the output dtype. NaN variances are never\n"
+        "selected (torch counts and ranks them first).\n\n"
+        "Default: select_topk 1 (no selection). int8_mask is accepted and\n"
+        "ignored. At most 32 models.",
+    .caps = AMG_CAP_CPU | AMG_CAP_CUDA | AMG_CAP_NEEDS_BASE |
+            AMG_CAP_REENTRANT | AMG_CAP_TWO_PASS,
+    .min_inputs = 1,
+    .max_inputs = GTA_MAX_INPUTS,
+    .n_params = N_OF(sce_params),
+    .params = sce_params,
+    .merge = gta_sce_merge,
+    .stats_bytes = sizeof(gta_sce_stats),
+    .reduce = gta_sce_reduce,
+    .apply = gta_sce_apply,
+};
+
 static const amg_strategy *const gta_strategies[] = {
     &ta_strategy, &ties_strategy, &dare_ties_strategy, &dare_linear_strategy,
     &breadcrumbs_strategy, &breadcrumbs_ties_strategy, &della_strategy,
-    &della_linear_strategy,
+    &della_linear_strategy, &sce_strategy,
 };
 
 static const amg_module gta_module = {
@@ -406,7 +457,7 @@ static const amg_module gta_module = {
     .version = AMG_VERSION_STRING,
     .license = "Apache-2.0",
     .description = "generalized task arithmetic: task_arithmetic, ties, "
-                   "dare, breadcrumbs, della (mergekit's GTA family)",
+                   "dare, breadcrumbs, della, sce (mergekit's GTA family)",
     .n_strategies = N_OF(gta_strategies),
     .strategies = gta_strategies,
 };

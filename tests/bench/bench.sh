@@ -148,6 +148,10 @@ pipeline() {
         model_stock|karcher)
             printf 'merge_method: %s\nbase_model: %s/base\nmodels:\n' "$1" "$d"
             models ;;
+        sce)
+            printf 'merge_method: sce\nbase_model: %s/base\nmodels:\n' "$d"
+            models
+            printf 'parameters:\n  select_topk: 0.5\n' ;;
         slerp)
             printf 'merge_method: slerp\nbase_model: %s/expert-1\n' "$d"
             printf 'models:\n  - model: %s/expert-1\n' "$d"

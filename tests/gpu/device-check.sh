@@ -191,6 +191,10 @@ pipeline() {
     karcher)
         printf 'merge_method: karcher\nmodels:\n'
         models ;;
+    sce)
+        printf 'merge_method: sce\nbase_model: %s/base\nmodels:\n' "$M"
+        models
+        printf 'parameters:\n  select_topk: 0.5\n' ;;
     slerp)
         printf 'merge_method: slerp\nbase_model: %s/expert-1\n' "$M"
         printf 'models:\n  - model: %s/expert-1\n' "$M"
@@ -243,8 +247,8 @@ printf '%-18s %8s %8s %9s %9s %8s %8s %7s %s\n' strategy "cpu s" "gpu s" \
 status=0
 left=
 ids="linear task_arithmetic ties dare_ties dare_linear breadcrumbs
-     breadcrumbs_ties della della_linear model_stock karcher slerp nuslerp
-     multislerp passthrough"
+     breadcrumbs_ties della della_linear sce model_stock karcher slerp
+     nuslerp multislerp passthrough"
 for id in $ids; do
     if [ -n "$left" ] || [ $(( $(date +%s) - start )) -ge "$BUDGET" ]; then
         left="$left $id"

@@ -8,7 +8,7 @@
 
 GPU_STRATEGIES="linear slerp nuslerp multislerp task_arithmetic ties
     dare_ties dare_linear breadcrumbs breadcrumbs_ties della della_linear
-    model_stock karcher passthrough fisher"
+    sce model_stock karcher passthrough fisher"
 
 # gpu_models DIR: f32 and bf16 families of a base and three experts, and a
 # third family whose experts serve as Fisher files (any values will do:
@@ -57,6 +57,10 @@ gpu_pipeline() {
             "  - model: $d/b/expert-3" \
             "    parameters: {weight: -0.2, density: 0.8}" \
             "parameters: {lambda: 0.9}" ;;
+    sce)
+        printf '%s\n' "merge_method: sce" "base_model: $d/b/base" \
+            "models:" "  - model: $d/b/expert-1" "  - model: $d/b/expert-2" \
+            "  - model: $d/b/expert-3" "parameters: {select_topk: 0.4}" ;;
     model_stock)
         printf '%s\n' "merge_method: model_stock" "base_model: $d/f/base" \
             "models:" "  - model: $d/f/expert-1" "  - model: $d/f/expert-2" \
