@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "kernels_cpu.h"
+#include "../argcheck.h"
 
 #include <stdio.h>
 
@@ -62,26 +63,15 @@ const amg_kernels *amg_kernels_cpu(void)
     return &cpu_table;
 }
 
-static int kind_ok(const amg_tensor *t, enum amg__kcpu_kind kind)
-{
-    amg_dtype dt;
-
-    switch (kind) {
-    case AMG__KCPU_F32:
-        return amg_tensor_is_f32(t);
-    case AMG__KCPU_MASK:
-        return amg_dl_eq(t->dl.dtype, amg_dl_make(AMG_DL_BOOL, 8));
-    case AMG__KCPU_ANY:
-        return amg_dtype_from_dl(t->dl.dtype, &dt) == 0;
-    }
-    return 0;
-}
+/* the kinds are amg_argkind's, so one cast serves */
+_Static_assert(AMG__KCPU_F32 == (int)AMG_ARGKIND_F32 &&
+               AMG__KCPU_MASK == (int)AMG_ARGKIND_MASK &&
+               AMG__KCPU_ANY == (int)AMG_ARGKIND_ANY,
+               "amg__kcpu_kind differs from amg_argkind");
 
 int amg__kcpu_arg(amg_ctx *ctx, const char *kernel, const char *what,
                   const amg_tensor *t, enum amg__kcpu_kind kind)
 {
-    char buf[64];
-
     if (!t)
         return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s is NULL", kernel, what);
     /* pinned host memory is ordinary memory to the CPU */
@@ -91,43 +81,20 @@ int amg__kcpu_arg(amg_ctx *ctx, const char *kernel, const char *what,
         return amg_ctx_fail(ctx, AMG_EINVAL,
                             "%s: %s is on device type %d, not " AMG_KCPU_WHERE,
                             kernel, what, (int)t->dl.device.type);
-    if (t->dl.ndim < 0 || (t->dl.ndim > 0 && !t->dl.shape))
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has no valid shape",
-                            kernel, what);
-    if (!amg_tensor_is_compact(t))
-        return amg_ctx_fail(ctx, AMG_EINVAL,
-                            "%s: %s is not contiguous (compact row-major "
-                            "required)", kernel, what);
-    if (!kind_ok(t, kind))
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has dtype %s, expected %s",
-                            kernel, what,
-                            amg_dl_dtype_name(t->dl.dtype, buf,
-                                              sizeof(buf)),
-                            kind == AMG__KCPU_F32    ? "float32"
-                            : kind == AMG__KCPU_MASK ? "bool"
-                                                     : "a supported dtype");
-    if (!t->dl.data && amg_tensor_numel(t) > 0)
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has no data", kernel,
-                            what);
-    return AMG_OK;
+    return amg_argcheck_layout(amg_ctx_fail, ctx, kernel, what, t,
+                               (enum amg_argkind)kind);
 }
 
 int amg__kcpu_arg_like(amg_ctx *ctx, const char *kernel, const char *what,
                        const amg_tensor *t, enum amg__kcpu_kind kind,
                        const char *ref_what, const amg_tensor *ref)
 {
-    uint64_t n, nref;
     int rc = amg__kcpu_arg(ctx, kernel, what, t, kind);
 
     if (rc)
         return rc;
-    n = amg_tensor_numel(t);
-    nref = amg_tensor_numel(ref);
-    if (n != nref)
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s has %llu elements, "
-                            "%s has %llu", kernel, what, (unsigned long long)n,
-                            ref_what, (unsigned long long)nref);
-    return AMG_OK;
+    return amg_argcheck_numel(amg_ctx_fail, ctx, kernel, what, t, ref_what,
+                              ref);
 }
 
 int amg__kcpu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
@@ -137,20 +104,13 @@ int amg__kcpu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
 {
     char what[64];
     uint32_t j;
-    int rc;
+    int rc = amg_argcheck_array(amg_ctx_fail, ctx, kernel, name, x, n, w,
+                                need_w);
 
-    if (n > 0 && !x)
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: %s is NULL with n = %u",
-                            kernel, name, n);
-    if (n > 0 && need_w && !w)
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: w is NULL with n = %u",
-                            kernel, n);
-    for (j = 0; j < n; j++) {
+    for (j = 0; rc == AMG_OK && j < n; j++) {
         snprintf(what, sizeof(what), "%s[%u]", name, j);
         rc = amg__kcpu_arg_like(ctx, kernel, what, x[j], AMG__KCPU_F32,
                                 ref_what, ref);
-        if (rc)
-            return rc;
     }
-    return AMG_OK;
+    return rc;
 }

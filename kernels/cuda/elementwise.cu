@@ -67,6 +67,21 @@ static float *F(const amg_tensor *t)
     return (float *)amg_tensor_data(t);
 }
 
+/* begin, then out and x as F32 with out's element count */
+static int begin_unary(amg_ctx *ctx, const char *kernel,
+                       const amg_tensor *out, const amg_tensor *x,
+                       cudaStream_t *s)
+{
+    int rc = amg__kcu_begin(ctx, kernel, s);
+
+    if (!rc)
+        rc = amg__kcu_arg(ctx, kernel, "out", out, AMG__KCU_F32);
+    if (!rc)
+        rc = amg__kcu_arg_like(ctx, kernel, "x", x, AMG__KCU_F32, "out",
+                               out);
+    return rc;
+}
+
 int32_t amg__kcu_fill(amg_ctx *ctx, amg_tensor *out, float v)
 {
     cudaStream_t s;
@@ -86,13 +101,8 @@ int32_t amg__kcu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
 {
     cudaStream_t s;
     uint64_t n;
-    int rc = amg__kcu_begin(ctx, "scale", &s);
+    int rc = begin_unary(ctx, "scale", out, x, &s);
 
-    if (!rc)
-        rc = amg__kcu_arg(ctx, "scale", "out", out, AMG__KCU_F32);
-    if (!rc)
-        rc = amg__kcu_arg_like(ctx, "scale", "x", x, AMG__KCU_F32, "out",
-                               out);
     if (rc)
         return rc;
     n = amg_tensor_numel(out);
@@ -104,13 +114,8 @@ static int begin_binary(amg_ctx *ctx, const char *kernel,
                         const amg_tensor *out, const amg_tensor *x,
                         const amg_tensor *y, cudaStream_t *s)
 {
-    int rc = amg__kcu_begin(ctx, kernel, s);
+    int rc = begin_unary(ctx, kernel, out, x, s);
 
-    if (!rc)
-        rc = amg__kcu_arg(ctx, kernel, "out", out, AMG__KCU_F32);
-    if (!rc)
-        rc = amg__kcu_arg_like(ctx, kernel, "x", x, AMG__KCU_F32, "out",
-                               out);
     if (!rc)
         rc = amg__kcu_arg_like(ctx, kernel, "y", y, AMG__KCU_F32, "out",
                                out);
@@ -131,69 +136,57 @@ int32_t amg__kcu_axpby(amg_ctx *ctx, amg_tensor *out, float alpha,
                    F(y), n);
 }
 
-int32_t amg__kcu_mul(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
-                     const amg_tensor *y)
+/* out = fn(x, y) elementwise, after begin_binary */
+static int32_t binary(amg_ctx *ctx, const char *kernel, amg_tensor *out,
+                      const amg_tensor *x, const amg_tensor *y,
+                      void (*fn)(float *, const float *, const float *,
+                                 uint64_t))
 {
     cudaStream_t s;
     uint64_t n;
-    int rc = begin_binary(ctx, "mul", out, x, y, &s);
+    int rc = begin_binary(ctx, kernel, out, x, y, &s);
 
     if (rc)
         return rc;
     n = amg_tensor_numel(out);
-    AMG_KCU_LAUNCH(ctx, "mul", n, s, k_mul, F(out), F(x), F(y), n);
+    AMG_KCU_LAUNCH(ctx, kernel, n, s, fn, F(out), F(x), F(y), n);
+}
+
+int32_t amg__kcu_mul(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
+                     const amg_tensor *y)
+{
+    return binary(ctx, "mul", out, x, y, k_mul);
 }
 
 int32_t amg__kcu_div(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
                      const amg_tensor *y)
 {
+    return binary(ctx, "div", out, x, y, k_div);
+}
+
+/* out = fn(x) elementwise, after begin_unary */
+static int32_t unary(amg_ctx *ctx, const char *kernel, amg_tensor *out,
+                     const amg_tensor *x,
+                     void (*fn)(float *, const float *, uint64_t))
+{
     cudaStream_t s;
     uint64_t n;
-    int rc = begin_binary(ctx, "div", out, x, y, &s);
+    int rc = begin_unary(ctx, kernel, out, x, &s);
 
     if (rc)
         return rc;
     n = amg_tensor_numel(out);
-    AMG_KCU_LAUNCH(ctx, "div", n, s, k_div, F(out), F(x), F(y), n);
-}
-
-/* begin, then out and x as F32 with out's element count */
-static int begin_unary(amg_ctx *ctx, const char *kernel,
-                       const amg_tensor *out, const amg_tensor *x,
-                       cudaStream_t *s)
-{
-    int rc = amg__kcu_begin(ctx, kernel, s);
-
-    if (!rc)
-        rc = amg__kcu_arg(ctx, kernel, "out", out, AMG__KCU_F32);
-    if (!rc)
-        rc = amg__kcu_arg_like(ctx, kernel, "x", x, AMG__KCU_F32, "out",
-                               out);
-    return rc;
+    AMG_KCU_LAUNCH(ctx, kernel, n, s, fn, F(out), F(x), n);
 }
 
 int32_t amg__kcu_abs(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
 {
-    cudaStream_t s;
-    uint64_t n;
-    int rc = begin_unary(ctx, "abs", out, x, &s);
-
-    if (rc)
-        return rc;
-    n = amg_tensor_numel(out);
-    AMG_KCU_LAUNCH(ctx, "abs", n, s, k_abs, F(out), F(x), n);
+    return unary(ctx, "abs", out, x, k_abs);
 }
 
 int32_t amg__kcu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
 {
-    cudaStream_t s;
-    uint64_t n;
-    int rc = begin_unary(ctx, "sign", out, x, &s);
-
-    if (rc)
-        return rc;
-    n = amg_tensor_numel(out);
-    AMG_KCU_LAUNCH(ctx, "sign", n, s, k_sign, F(out), F(x), n);
+    return unary(ctx, "sign", out, x, k_sign);
 }
 
 int32_t amg__kcu_weighted_sum(amg_ctx *ctx, amg_tensor *out,

@@ -119,19 +119,28 @@ static const float *Fc(const amg_tensor *t)
     return (const float *)amg_tensor_data(t);
 }
 
-int32_t amg__kcu_sum(amg_ctx *ctx, const amg_tensor *x, double *out)
+/* One chain over all of x into *res, once x and out (the caller's result
+ * pointer, which res may be) are checked. */
+template <int OP>
+static int whole(amg_ctx *ctx, const char *kernel, const amg_tensor *x,
+                 const double *out, double *res)
 {
     cudaStream_t s;
-    int rc = amg__kcu_begin(ctx, "sum", &s);
+    int rc = amg__kcu_begin(ctx, kernel, &s);
 
     if (!rc)
-        rc = amg__kcu_arg(ctx, "sum", "x", x, AMG__KCU_F32);
+        rc = amg__kcu_arg(ctx, kernel, "x", x, AMG__KCU_F32);
     if (!rc)
-        rc = amg__kcu_check_out(ctx, "sum", out);
+        rc = amg__kcu_check_out(ctx, kernel, out);
     if (rc)
         return rc;
-    return run_rows<OP_SUM>(ctx, "sum", s, Fc(x), NULL, NULL, 1,
-                            amg_tensor_numel(x), out, NULL);
+    return run_rows<OP>(ctx, kernel, s, Fc(x), NULL, NULL, 1,
+                        amg_tensor_numel(x), res, NULL);
+}
+
+int32_t amg__kcu_sum(amg_ctx *ctx, const amg_tensor *x, double *out)
+{
+    return whole<OP_SUM>(ctx, "sum", x, out, out);
 }
 
 int32_t amg__kcu_dot(amg_ctx *ctx, const amg_tensor *x, const amg_tensor *y,
@@ -155,16 +164,8 @@ int32_t amg__kcu_dot(amg_ctx *ctx, const amg_tensor *x, const amg_tensor *y,
 int32_t amg__kcu_norm_l2(amg_ctx *ctx, const amg_tensor *x, double *out)
 {
     double acc = 0.0;
-    cudaStream_t s;
-    int rc = amg__kcu_begin(ctx, "norm_l2", &s);
+    int rc = whole<OP_L2>(ctx, "norm_l2", x, out, &acc);
 
-    if (!rc)
-        rc = amg__kcu_arg(ctx, "norm_l2", "x", x, AMG__KCU_F32);
-    if (!rc)
-        rc = amg__kcu_check_out(ctx, "norm_l2", out);
-    if (!rc)
-        rc = run_rows<OP_L2>(ctx, "norm_l2", s, Fc(x), NULL, NULL, 1,
-                             amg_tensor_numel(x), &acc, NULL);
     if (rc)
         return rc;
     /* the host's sqrt, as the CPU table takes it */
@@ -174,17 +175,7 @@ int32_t amg__kcu_norm_l2(amg_ctx *ctx, const amg_tensor *x, double *out)
 
 int32_t amg__kcu_norm_l1(amg_ctx *ctx, const amg_tensor *x, double *out)
 {
-    cudaStream_t s;
-    int rc = amg__kcu_begin(ctx, "norm_l1", &s);
-
-    if (!rc)
-        rc = amg__kcu_arg(ctx, "norm_l1", "x", x, AMG__KCU_F32);
-    if (!rc)
-        rc = amg__kcu_check_out(ctx, "norm_l1", out);
-    if (rc)
-        return rc;
-    return run_rows<OP_L1>(ctx, "norm_l1", s, Fc(x), NULL, NULL, 1,
-                           amg_tensor_numel(x), out, NULL);
+    return whole<OP_L1>(ctx, "norm_l1", x, out, out);
 }
 
 int32_t amg__kcu_row_dot(amg_ctx *ctx, const amg_tensor *x,

@@ -6,6 +6,7 @@
  * entry uses: device binding, stream, scratch, launch and copy checks.
  */
 #include "kernels_cuda.h"
+#include "../argcheck.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -177,27 +178,18 @@ int amg__kcu_to_device(amg_ctx *ctx, const char *kernel, void *dst,
 
 /* ---- argument checks ---- */
 
-static int kind_ok(const amg_tensor *t, enum amg__kcu_kind kind)
-{
-    amg_dtype dt;
-
-    switch (kind) {
-    case AMG__KCU_F32:
-        return amg_tensor_is_f32(t);
-    case AMG__KCU_MASK:
-        return amg_dl_eq(t->dl.dtype, amg_dl_make(AMG_DL_BOOL, 8));
-    case AMG__KCU_ANY:
-        return amg_dtype_from_dl(t->dl.dtype, &dt) == 0;
-    }
-    return 0;
-}
+/* the kinds are amg_argkind's, so one cast serves */
+static_assert(AMG__KCU_F32 == (int)AMG_ARGKIND_F32 &&
+                  AMG__KCU_MASK == (int)AMG_ARGKIND_MASK &&
+                  AMG__KCU_ANY == (int)AMG_ARGKIND_ANY,
+              "amg__kcu_kind differs from amg_argkind");
 
 int amg__kcu_arg(amg_ctx *ctx, const char *kernel, const char *what,
                  const amg_tensor *t, enum amg__kcu_kind kind)
 {
     const amg_host_api *h = amg__kcu_host;
-    char buf[64];
     size_t esize;
+    int rc;
 
     if (!t)
         return h->fail(ctx, AMG_EINVAL, "%s: %s is NULL", kernel, what);
@@ -209,22 +201,10 @@ int amg__kcu_arg(amg_ctx *ctx, const char *kernel, const char *what,
         return h->fail(ctx, AMG_EINVAL,
                        "%s: %s is on cuda:%d, the kernels run on cuda:%d",
                        kernel, what, (int)t->dl.device.id, amg__kcu_ordinal);
-    if (t->dl.ndim < 0 || (t->dl.ndim > 0 && !t->dl.shape))
-        return h->fail(ctx, AMG_EINVAL, "%s: %s has no valid shape", kernel,
-                       what);
-    if (!amg_tensor_is_compact(t))
-        return h->fail(ctx, AMG_EINVAL,
-                       "%s: %s is not contiguous (compact row-major "
-                       "required)", kernel, what);
-    if (!kind_ok(t, kind))
-        return h->fail(ctx, AMG_EINVAL, "%s: %s has dtype %s, expected %s",
-                       kernel, what,
-                       amg_dl_dtype_name(t->dl.dtype, buf, sizeof(buf)),
-                       kind == AMG__KCU_F32    ? "float32"
-                       : kind == AMG__KCU_MASK ? "bool"
-                                               : "a supported dtype");
-    if (!t->dl.data && amg_tensor_numel(t) > 0)
-        return h->fail(ctx, AMG_EINVAL, "%s: %s has no data", kernel, what);
+    rc = amg_argcheck_layout(h->fail, ctx, kernel, what, t,
+                             (enum amg_argkind)kind);
+    if (rc)
+        return rc;
     /* the kernels load whole elements: a misaligned one would fault */
     esize = amg_dl_size(t->dl.dtype);
     if ((uintptr_t)amg_tensor_data(t) % esize != 0)
@@ -238,19 +218,12 @@ int amg__kcu_arg_like(amg_ctx *ctx, const char *kernel, const char *what,
                       const amg_tensor *t, enum amg__kcu_kind kind,
                       const char *ref_what, const amg_tensor *ref)
 {
-    uint64_t n, nref;
     int rc = amg__kcu_arg(ctx, kernel, what, t, kind);
 
     if (rc)
         return rc;
-    n = amg_tensor_numel(t);
-    nref = amg_tensor_numel(ref);
-    if (n != nref)
-        return amg__kcu_host->fail(ctx, AMG_EINVAL,
-                                   "%s: %s has %llu elements, %s has %llu",
-                                   kernel, what, (unsigned long long)n,
-                                   ref_what, (unsigned long long)nref);
-    return AMG_OK;
+    return amg_argcheck_numel(amg__kcu_host->fail, ctx, kernel, what, t,
+                              ref_what, ref);
 }
 
 int amg__kcu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
@@ -260,23 +233,15 @@ int amg__kcu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
 {
     char what[64];
     uint32_t j;
-    int rc;
+    int rc = amg_argcheck_array(amg__kcu_host->fail, ctx, kernel, name, x, n,
+                                w, need_w);
 
-    if (n > 0 && !x)
-        return amg__kcu_host->fail(ctx, AMG_EINVAL,
-                                   "%s: %s is NULL with n = %u", kernel, name,
-                                   n);
-    if (n > 0 && need_w && !w)
-        return amg__kcu_host->fail(ctx, AMG_EINVAL,
-                                   "%s: w is NULL with n = %u", kernel, n);
-    for (j = 0; j < n; j++) {
+    for (j = 0; rc == AMG_OK && j < n; j++) {
         snprintf(what, sizeof(what), "%s[%u]", name, j);
         rc = amg__kcu_arg_like(ctx, kernel, what, x[j], AMG__KCU_F32,
                                ref_what, ref);
-        if (rc)
-            return rc;
     }
-    return AMG_OK;
+    return rc;
 }
 
 int amg__kcu_check_out(amg_ctx *ctx, const char *kernel, const void *out)

@@ -256,26 +256,15 @@ float gta_l1_factor(double all, double kept)
     return (float)(all / kept);
 }
 
-int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
-                           const amg_merge_call *call, uint32_t passes,
-                           int32_t (*reduce)(void *, amg_ctx *,
-                                             const amg_merge_call *, void *),
-                           int32_t (*apply)(void *, amg_ctx *,
-                                            const amg_merge_call *, void *))
+int32_t gta_merge_passes(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                         size_t bytes, uint32_t passes, gta_pass_fn reduce,
+                         gta_pass_fn apply)
 {
     const amg_host_api *host = call->host;
-    size_t bytes;
     amg_merge_call c = *call;
-    gta_stats *st;
+    void *st;
     int32_t rc = AMG_OK;
 
-    if (call->n_inputs > GTA_MAX_INPUTS)
-        return host->fail(ctx, AMG_EINVAL, "%u input models; at most %u are "
-                          "supported", (unsigned)call->n_inputs,
-                          GTA_MAX_INPUTS);
-    /* only the models in use: the rest of the block is never touched */
-    bytes = offsetof(gta_stats, model) +
-            (size_t)call->n_inputs * sizeof(gta_model);
     st = host->mem_alloc(ctx, bytes, 0);
     if (st == NULL)
         return host->fail(ctx, AMG_ENOMEM, "out of memory for %zu bytes of "
@@ -290,6 +279,21 @@ int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
         rc = apply(inst, ctx, &c, st);
     host->mem_free(ctx, st);
     return rc;
+}
+
+int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
+                           const amg_merge_call *call, uint32_t passes,
+                           gta_pass_fn reduce, gta_pass_fn apply)
+{
+    if (call->n_inputs > GTA_MAX_INPUTS)
+        return call->host->fail(ctx, AMG_EINVAL, "%u input models; at most "
+                                "%u are supported", (unsigned)call->n_inputs,
+                                GTA_MAX_INPUTS);
+    /* only the models in use: the rest of the block is never touched */
+    return gta_merge_passes(inst, ctx, call,
+                            offsetof(gta_stats, model) +
+                                (size_t)call->n_inputs * sizeof(gta_model),
+                            passes, reduce, apply);
 }
 
 int32_t gta_task_arithmetic_merge(void *inst, amg_ctx *ctx,

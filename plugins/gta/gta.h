@@ -86,6 +86,10 @@ typedef struct gta_stats {
     gta_model model[GTA_MAX_INPUTS];
 } gta_stats;
 
+/* A reduce or apply pass over rows call->row_begin .. row_end. */
+typedef int32_t (*gta_pass_fn)(void *inst, amg_ctx *ctx,
+                               const amg_merge_call *call, void *stats);
+
 /* ---- gta.c ---- */
 
 /* The instance of a strategy is its (static) method descriptor. */
@@ -114,21 +118,20 @@ int32_t gta_l1_rows(amg_ctx *ctx, const amg_merge_call *call,
                     double *kept);
 /* The f32 factor restoring the L1 norm, or 1 when mergekit skips it. */
 float gta_l1_factor(double all, double kept);
-/* A whole-tensor merge done as the reduce passes then apply. */
+/* A whole-tensor merge done as the reduce passes then apply, on a zeroed
+ * statistics block of bytes. */
+int32_t gta_merge_passes(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                         size_t bytes, uint32_t passes, gta_pass_fn reduce,
+                         gta_pass_fn apply);
+/* gta_merge_passes on a gta_stats of the call's models. */
 int32_t gta_merge_two_pass(void *inst, amg_ctx *ctx,
                            const amg_merge_call *call, uint32_t passes,
-                           int32_t (*reduce)(void *, amg_ctx *,
-                                             const amg_merge_call *, void *),
-                           int32_t (*apply)(void *, amg_ctx *,
-                                            const amg_merge_call *, void *));
+                           gta_pass_fn reduce, gta_pass_fn apply);
 int32_t gta_task_arithmetic_merge(void *inst, amg_ctx *ctx,
                                   const amg_merge_call *call);
 
 /* ---- block.c ---- */
 
-/* A reduce or apply pass over rows call->row_begin .. row_end. */
-typedef int32_t (*gta_pass_fn)(void *inst, amg_ctx *ctx,
-                               const amg_merge_call *call, void *stats);
 /* fn over the call's rows in cache-sized blocks of whole rows, in row
  * order, each as a call of its own (host memory, 2-D and up; otherwise
  * fn(call) once). fn must release its temporaries before it returns. */
@@ -142,6 +145,9 @@ int32_t gta_topk_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 int32_t gta_topk_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                        void *stats);
 int32_t gta_topk_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
+/* The highest bin b with *above + sum(hist[b..]) >= k; *above becomes the
+ * count strictly above b. Needs k <= *above + sum(hist). */
+uint32_t gta_find_bin(const uint64_t *hist, uint64_t k, uint64_t *above);
 
 /* ---- breadcrumbs.c ---- */
 

@@ -68,19 +68,6 @@ static int32_t read_topk(amg_ctx *ctx, const amg_merge_call *call,
     return AMG_OK;
 }
 
-/* The highest bin b with *above + sum(hist[b..]) >= k; *above becomes the
- * count strictly above b. Needs k <= *above + sum(hist). */
-static uint32_t find_bin(const uint64_t *hist, uint64_t k, uint64_t *above)
-{
-    uint32_t b = GTA_HIST_BINS - 1;
-
-    while (*above + hist[b] < k) {
-        *above += hist[b];
-        b--;
-    }
-    return b;
-}
-
 /* The call's temporaries: the task vectors and scratch like out. */
 typedef struct sce_tmp {
     amg_tensor *d[GTA_MAX_INPUTS];
@@ -164,13 +151,13 @@ static void end_level0(gta_sce_stats *st, double topk)
     nonzero = numbers - st->zeros[0];
     st->k = (uint64_t)((float)nonzero * (float)topk);
     /* a count above 2^24 may round up in f32; torch's topk then takes
-     * zeros too, as find_bin does, but never more than there are */
+     * zeros too, as gta_find_bin does, but never more than there are */
     if (st->k > numbers)
         st->k = numbers;
     if (st->k == 0)
         st->mode = SCE_KEEP_NONE;
     else {
-        st->b0 = find_bin(st->hist, st->k, &st->above);
+        st->b0 = gta_find_bin(st->hist, st->k, &st->above);
     }
     memset(st->hist, 0, sizeof(st->hist));
 }
@@ -181,7 +168,7 @@ static void end_level1(gta_sce_stats *st)
 
     if (st->mode != SCE_SELECT)
         return;
-    b1 = find_bin(st->hist, st->k, &st->above);
+    b1 = gta_find_bin(st->hist, st->k, &st->above);
     st->thr = (st->b0 << 16) | b1;
     st->n_ties = st->k - st->above;
 }
@@ -378,23 +365,6 @@ int32_t gta_sce_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 
 int32_t gta_sce_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
 {
-    const amg_host_api *host = call->host;
-    amg_merge_call c = *call;
-    gta_sce_stats *st;
-    int32_t rc = AMG_OK;
-
-    st = host->mem_alloc(ctx, sizeof(*st), 0);
-    if (st == NULL)
-        return host->fail(ctx, AMG_ENOMEM, "out of memory for %zu bytes of "
-                          "statistics", sizeof(*st));
-    memset(st, 0, sizeof(*st));
-    c.row_begin = 0;
-    c.row_end = call->rows_total;
-    for (c.pass = 0; rc == AMG_OK && c.pass < GTA_SCE_PASSES; c.pass++)
-        rc = gta_sce_reduce(inst, ctx, &c, st);
-    c.pass = 0;
-    if (rc == AMG_OK)
-        rc = gta_sce_apply(inst, ctx, &c, st);
-    host->mem_free(ctx, st);
-    return rc;
+    return gta_merge_passes(inst, ctx, call, sizeof(gta_sce_stats),
+                            GTA_SCE_PASSES, gta_sce_reduce, gta_sce_apply);
 }

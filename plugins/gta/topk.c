@@ -66,9 +66,7 @@ static int32_t setup_model(amg_ctx *ctx, const amg_merge_call *call,
     return AMG_OK;
 }
 
-/* The highest bin b with *above + sum(hist[b..]) >= k; *above becomes the
- * count strictly above b. Needs k <= *above + sum(hist). */
-static uint32_t find_bin(const uint64_t *hist, uint64_t k, uint64_t *above)
+uint32_t gta_find_bin(const uint64_t *hist, uint64_t k, uint64_t *above)
 {
     uint32_t b = GTA_HIST_BINS - 1;
 
@@ -101,7 +99,7 @@ static void end_level0(gta_model *m)
             sel->l1 = m->l1_all;
             sel->resolved = 1;
         } else {
-            sel->b0 = find_bin(m->hist[0], sel->k, &sel->above);
+            sel->b0 = gta_find_bin(m->hist[0], sel->k, &sel->above);
         }
     }
     /* hist[0] serves selection 0's second level */
@@ -122,7 +120,7 @@ static void end_level1(gta_model *m)
 
         if (sel->resolved)
             continue;
-        b1 = find_bin(h, sel->k, &sel->above);
+        b1 = gta_find_bin(h, sel->k, &sel->above);
         sel->thr = (sel->b0 << 16) | b1;
         sel->n_ties = sel->k - sel->above;
         sel->l1 = sel->l1_above;

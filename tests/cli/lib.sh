@@ -29,4 +29,37 @@ expect_out() {
     if grep -Eq -- "$1" "$T/out"; then pass "$2"; else
         fail "$2: output lacks /$1/"; sed 's/^/    /' "$T/out"; fi
 }
+# use_built_plugins: load the plugins this build made, none installed
+use_built_plugins() {
+    : "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
+    AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
+    export AMALGAM_PLUGIN_SYSTEM_PATH
+}
+# check_numpy WHAT: has_numpy=1 when $PYTHON imports numpy, else say that
+# WHAT is skipped
+check_numpy() {
+    has_numpy=0
+    if [ -n "${PYTHON:-}" ] && "$PYTHON" -c 'import numpy' 2>/dev/null; then
+        has_numpy=1
+    else
+        echo "skip: $1 (no Python with numpy)"
+    fi
+}
+# same_bytes A B DESC: the two output folders hold the same tensor bytes
+same_bytes() {
+    if cmp -s "$1/model.safetensors" "$2/model.safetensors"; then pass "$3"
+    else fail "$3"; fi
+}
+# ref DESC ARGS...: the reference $REF accepts (after check_numpy; nothing
+# without numpy); ref_rejects likewise rejects
+ref() {
+    [ $has_numpy -eq 1 ] || return 0
+    d=$1; shift
+    expect_rc 0 "$d" "$PYTHON" "$REF" "$@"
+}
+ref_rejects() {
+    [ $has_numpy -eq 1 ] || return 0
+    d=$1; shift
+    expect_rc 1 "$d" "$PYTHON" "$REF" "$@"
+}
 finish() { [ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }; exit 0; }

@@ -14,23 +14,10 @@
 # +/- epsilon outside (0, 1) fails naming both.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/gta.py"
 
-has_numpy=0
-if [ -n "${PYTHON:-}" ] && "$PYTHON" -c 'import numpy' 2>/dev/null; then
-    has_numpy=1
-else
-    echo "skip: numpy reference comparisons (no Python with numpy)"
-fi
-
-# same_bytes A B DESC: the two outputs' safetensors are byte-identical
-same_bytes() {
-    if cmp -s "$1/model.safetensors" "$2/model.safetensors"; then pass "$3"
-    else fail "$3"; fi
-}
+check_numpy "numpy reference comparisons"
 
 # pipe FILE METHOD FAMILY [global parameter lines...]: three experts
 pipe() {

@@ -11,22 +11,10 @@
 # finds no variance; select_topk outside [0, 1] and a missing base fail.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/sce.py"
 
-has_numpy=0
-if [ -n "${PYTHON:-}" ] && "$PYTHON" -c 'import numpy' 2>/dev/null; then
-    has_numpy=1
-else
-    echo "skip: numpy reference comparisons (no Python with numpy)"
-fi
-
-same_bytes() {  # A B DESC: the two outputs' safetensors are identical
-    if cmp -s "$1/model.safetensors" "$2/model.safetensors"; then pass "$3"
-    else fail "$3"; fi
-}
+check_numpy "numpy reference comparisons"
 
 pipe() {  # FILE FAMILY SELECT_TOPK MODEL...: an sce step over the models
     f=$1; fam=$2; t=$3; shift 3

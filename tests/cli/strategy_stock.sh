@@ -9,36 +9,11 @@
 # any -j and chunk size; schemas, dry runs and errors.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/model_stock.py"
 PYDIR="${top_srcdir:-.}/tests/py"
 
-has_numpy=0
-if [ -n "${PYTHON:-}" ] && "$PYTHON" -c 'import numpy' 2>/dev/null; then
-    has_numpy=1
-else
-    echo "skip: numpy reference checks (no Python with numpy)"
-fi
-
-# same_bytes A B DESC: the two output folders hold the same tensor bytes
-same_bytes() {
-    if cmp -s "$1/model.safetensors" "$2/model.safetensors"; then pass "$3"
-    else fail "$3"; fi
-}
-
-# ref DESC ARGS...: the reference accepts; ref_rejects likewise rejects
-ref() {
-    [ $has_numpy -eq 1 ] || return 0
-    d=$1; shift
-    expect_rc 0 "$d" "$PYTHON" "$REF" "$@"
-}
-ref_rejects() {
-    [ $has_numpy -eq 1 ] || return 0
-    d=$1; shift
-    expect_rc 1 "$d" "$PYTHON" "$REF" "$@"
-}
+check_numpy "numpy reference checks"
 
 # stock_yaml FILE FAMILY FILTER_WISE MODEL...: a model_stock pipeline
 stock_yaml() {
