@@ -36,17 +36,26 @@ int32_t amg__kcpu_fill(amg_ctx *ctx, amg_tensor *out, float v)
     return AMG_OK;
 }
 
+/* out and x checked as F32 with out's element count. */
+static int check_unary(amg_ctx *ctx, const char *kernel, const amg_tensor *out,
+                       const amg_tensor *x)
+{
+    int rc = amg__kcpu_arg(ctx, kernel, "out", out, AMG__KCPU_F32);
+
+    if (!rc)
+        rc = amg__kcpu_arg_like(ctx, kernel, "x", x, AMG__KCPU_F32, "out",
+                                out);
+    return rc;
+}
+
 int32_t amg__kcpu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
                         const amg_tensor *x)
 {
     const float *a;
     float *o;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "scale", "out", out, AMG__KCPU_F32);
+    int rc = check_unary(ctx, "scale", out, x);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, "scale", "x", x, AMG__KCPU_F32, "out",
-                                out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -61,11 +70,8 @@ int32_t amg__kcpu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
 static int check_binary(amg_ctx *ctx, const char *kernel, const amg_tensor *out,
                         const amg_tensor *x, const amg_tensor *y)
 {
-    int rc = amg__kcpu_arg(ctx, kernel, "out", out, AMG__KCPU_F32);
+    int rc = check_unary(ctx, kernel, out, x);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, kernel, "x", x, AMG__KCPU_F32, "out",
-                                out);
     if (!rc)
         rc = amg__kcpu_arg_like(ctx, kernel, "y", y, AMG__KCPU_F32, "out",
                                 out);
@@ -138,11 +144,8 @@ int32_t amg__kcpu_abs(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
     const float *a;
     float *o;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "abs", "out", out, AMG__KCPU_F32);
+    int rc = check_unary(ctx, "abs", out, x);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, "abs", "x", x, AMG__KCPU_F32, "out",
-                                out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -158,11 +161,8 @@ int32_t amg__kcpu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
     const float *a;
     float *o;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "sign", "out", out, AMG__KCPU_F32);
+    int rc = check_unary(ctx, "sign", out, x);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, "sign", "x", x, AMG__KCPU_F32, "out",
-                                out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);

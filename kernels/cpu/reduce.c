@@ -14,11 +14,17 @@
 #include "ctx.h"
 #include "kernels_cpu.h"
 
-static int check_out(amg_ctx *ctx, const char *kernel, const double *out)
+/* x (F32), y like x when the kernel takes one, and the host result. */
+static int check_args(amg_ctx *ctx, const char *kernel, const amg_tensor *x,
+                      const amg_tensor *y, int has_y, const double *out)
 {
-    if (!out)
-        return amg_ctx_fail(ctx, AMG_EINVAL, "%s: out is NULL", kernel);
-    return AMG_OK;
+    int rc = amg__kcpu_arg(ctx, kernel, "x", x, AMG__KCPU_F32);
+
+    if (!rc && has_y)
+        rc = amg__kcpu_arg_like(ctx, kernel, "y", y, AMG__KCPU_F32, "x", x);
+    if (!rc && !out)
+        rc = amg_ctx_fail(ctx, AMG_EINVAL, "%s: out is NULL", kernel);
+    return rc;
 }
 
 int32_t amg__kcpu_sum(amg_ctx *ctx, const amg_tensor *x, double *out)
@@ -26,10 +32,8 @@ int32_t amg__kcpu_sum(amg_ctx *ctx, const amg_tensor *x, double *out)
     const float *a;
     double acc = 0.0;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "sum", "x", x, AMG__KCPU_F32);
+    int rc = check_args(ctx, "sum", x, NULL, 0, out);
 
-    if (!rc)
-        rc = check_out(ctx, "sum", out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -46,12 +50,8 @@ int32_t amg__kcpu_dot(amg_ctx *ctx, const amg_tensor *x, const amg_tensor *y,
     const float *a, *b;
     double acc = 0.0;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "dot", "x", x, AMG__KCPU_F32);
+    int rc = check_args(ctx, "dot", x, y, 1, out);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, "dot", "y", y, AMG__KCPU_F32, "x", x);
-    if (!rc)
-        rc = check_out(ctx, "dot", out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -68,10 +68,8 @@ int32_t amg__kcpu_norm_l2(amg_ctx *ctx, const amg_tensor *x, double *out)
     const float *a;
     double acc = 0.0;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "norm_l2", "x", x, AMG__KCPU_F32);
+    int rc = check_args(ctx, "norm_l2", x, NULL, 0, out);
 
-    if (!rc)
-        rc = check_out(ctx, "norm_l2", out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -87,10 +85,8 @@ int32_t amg__kcpu_norm_l1(amg_ctx *ctx, const amg_tensor *x, double *out)
     const float *a;
     double acc = 0.0;
     uint64_t i, n;
-    int rc = amg__kcpu_arg(ctx, "norm_l1", "x", x, AMG__KCPU_F32);
+    int rc = check_args(ctx, "norm_l1", x, NULL, 0, out);
 
-    if (!rc)
-        rc = check_out(ctx, "norm_l1", out);
     if (rc)
         return rc;
     a = amg_tensor_data(x);
@@ -106,13 +102,8 @@ int32_t amg__kcpu_row_dot(amg_ctx *ctx, const amg_tensor *x,
 {
     const float *a, *b;
     uint64_t r, c, rows, cols;
-    int rc = amg__kcpu_arg(ctx, "row_dot", "x", x, AMG__KCPU_F32);
+    int rc = check_args(ctx, "row_dot", x, y, 1, out);
 
-    if (!rc)
-        rc = amg__kcpu_arg_like(ctx, "row_dot", "y", y, AMG__KCPU_F32, "x",
-                                x);
-    if (!rc)
-        rc = check_out(ctx, "row_dot", out);
     if (rc)
         return rc;
     rows = amg_tensor_rows(x);

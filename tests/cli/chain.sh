@@ -5,9 +5,7 @@
 # intermediate written to disk loses nothing the in-memory chain keeps.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 
 expect_rc 0 "f32 family of a base and three experts" \
     "$AMALGAM" synth --family "$T/fam" --experts 3 --dtype f32 --layers 3

@@ -11,9 +11,7 @@
 if [ -z "${PYTHON:-}" ]; then
     echo "skip: no Python 3 (PYTHON is empty) to run the fake Hub"; exit 77
 fi
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_OFFLINE TRANSFORMERS_OFFLINE \
       HF_HOME HUGGINGFACE_HUB_CACHE AMALGAM_CA_BUNDLE
 HF_TOKEN_PATH=$T/no-token

@@ -9,9 +9,7 @@
 # the validation errors, each naming the module or the setting.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/lora.py"
 
 # the adapters themselves are written by the numpy script

@@ -6,9 +6,7 @@
 # failure, interruption by SIGINT and SIGTERM, pipeline and usage errors.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 CHECK="${top_srcdir:-.}/tests/py/check_merge.py"
 
 # no_trace DIR: neither DIR nor its staging folder exists

@@ -10,9 +10,7 @@
 # reported as "pending: ..." lines, not passed; any other refusal fails.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 R="${top_srcdir:-.}/contrib/recipes"
 FX="$R/fixtures"
 if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c 'import json' 2>/dev/null; then

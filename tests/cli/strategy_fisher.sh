@@ -13,20 +13,13 @@
 # without a file).
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/fisher.py"
 
 if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
     echo "skip: the Fisher files are written with numpy (no Python with numpy)"
     exit 77
 fi
-
-same_bytes() {
-    if cmp -s "$1/model.safetensors" "$2/model.safetensors"; then pass "$3"
-    else fail "$3"; fi
-}
 
 expect_rc 0 "f32 family of a base and two experts" \
     "$AMALGAM" synth --family "$T/f" --experts 2 --layers 2 --hidden 64 \

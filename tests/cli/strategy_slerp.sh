@@ -8,9 +8,7 @@
 # gradient-slerp example's shape, schema and errors.
 . "${top_srcdir:-.}/tests/cli/lib.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 REF="${top_srcdir:-.}/tests/reference/slerp.py"
 
 # f32 compute against the f64 reference, in f32 ulps of the largest input:

@@ -17,9 +17,7 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top_srcdir/tests/cli/lib.sh"
 . "$top_srcdir/tests/gpu/strategies.sh"
 
-: "${BUILTIN_PLUGIN_DIR:?BUILTIN_PLUGIN_DIR must point at the built plugins}"
-AMALGAM_PLUGIN_SYSTEM_PATH=$BUILTIN_PLUGIN_DIR
-export AMALGAM_PLUGIN_SYSTEM_PATH
+use_built_plugins
 unset AMALGAM_BACKEND_PATH             # the real backend, never the loopback
 PYTHON=${PYTHON:-$(command -v python3 || true)}
 

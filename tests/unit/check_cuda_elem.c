@@ -30,29 +30,9 @@
 #include "kernels_cpu.h"
 #include "tensor_mem.h"
 #include "testutil.h"
-
-static const amg_kernels *K;
-static amg_ctx ctx;
-
-static void setup(void)
-{
-    K = amg_kernels_cpu();
-    amg_ctx_init(&ctx, NULL, NULL, NULL);
-}
-
-static void teardown(void)
-{
-    amg_ctx_release(&ctx);
-}
+#include "kfixture.h"
 
 /* ---- data ---- */
-
-static uint64_t lcg_state;
-static uint32_t lcg(void)
-{
-    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(lcg_state >> 33);
-}
 
 static uint64_t lcg64(void)
 {
@@ -136,49 +116,12 @@ static void expect_d(double got, double want, const char *what, size_t i)
 
 /* ---- tensors ---- */
 
-static amg_tensor *mk(amg_dl_dtype dt, int32_t ndim, const int64_t *shape)
-{
-    amg_tensor *t = NULL;
-    amg_err err;
-
-    amg_err_clear(&err);
-    ck_assert_int_eq(amg_tensor_alloc(&t, dt, ndim, shape, NULL, &err),
-                     AMG_OK);
-    return t;
-}
-
-static amg_tensor *f32t(const float *v, int64_t n)
-{
-    amg_tensor *t = mk(amg_dl_make(AMG_DL_FLOAT, 32), 1, &n);
-
-    memcpy(amg_tensor_data(t), v, (size_t)n * sizeof(float));
-    return t;
-}
-
 static amg_tensor *f32s(int32_t ndim, const int64_t *shape, const float *v)
 {
     amg_tensor *t = mk(amg_dl_make(AMG_DL_FLOAT, 32), ndim, shape);
 
     memcpy(amg_tensor_data(t), v, (size_t)amg_tensor_numel(t) * 4);
     return t;
-}
-
-static amg_tensor *maskt(const uint8_t *v, int64_t n)
-{
-    amg_tensor *t = mk(amg_dl_make(AMG_DL_BOOL, 8), 1, &n);
-
-    memcpy(amg_tensor_data(t), v, (size_t)n);
-    return t;
-}
-
-static float *F(const amg_tensor *t)
-{
-    return amg_tensor_data(t);
-}
-
-static uint8_t *M(const amg_tensor *t)
-{
-    return amg_tensor_data(t);
 }
 
 /* ---- convert ---- */
@@ -330,9 +273,9 @@ START_TEST(test_elementwise)
         xv[i] = bf(special_bits[i / N_SPECIAL]);
         yv[i] = bf(special_bits[i % N_SPECIAL]);
     }
-    x = f32t(xv, NV);
-    y = f32t(yv, NV);
-    o = f32t(xv, NV);
+    x = f32v(xv, NV);
+    y = f32v(yv, NV);
+    o = f32v(xv, NV);
     for (a = 0; a < sizeof(alphas) / sizeof(alphas[0]); a++) {
         float al = alphas[a], be = alphas[(a + 3) % 9];
 
@@ -379,10 +322,10 @@ START_TEST(test_weighted_sum)
     lcg_state = 29;
     for (j = 0; j < 4; j++) {
         v[j] = values(NV);
-        x[j] = f32t(v[j], NV);
+        x[j] = f32v(v[j], NV);
         p[j] = v[j];
     }
-    o = f32t(v[0], NV);
+    o = f32v(v[0], NV);
     for (n = 0; n <= 4; n++) {
         ck_assert_int_eq(K->weighted_sum(&ctx, o,
                                          (const amg_tensor *const *)x, w, n),
@@ -412,10 +355,10 @@ START_TEST(test_masks)
     /* the CPU treats any non-zero byte as set */
     for (i = 0; i < NV; i++)
         mv[i] = (uint8_t)(i % 5 == 0 ? 0 : i % 5 == 1 ? 1 : lcg());
-    x = f32t(xv, NV);
-    y = f32t(yv, NV);
-    m = maskt(mv, NV);
-    o = f32t(xv, NV);
+    x = f32v(xv, NV);
+    y = f32v(yv, NV);
+    m = maskv(mv, NV);
+    o = f32v(xv, NV);
     ck_assert_int_eq(K->mask_apply(&ctx, o, x, m), AMG_OK);
     for (i = 0; i < NV; i++)
         expect_f(amg_kcu_mask_apply(xv[i], mv[i]), F(o)[i], 0, "mask_apply",
@@ -468,7 +411,7 @@ START_TEST(test_histogram)
     v = crowded(5000);
     for (i = 0; i < N_SPECIAL; i++)
         v[i] = bf(special_bits[i]);
-    x = f32t(v, 5000);
+    x = f32v(v, 5000);
     for (p = 0; p <= sizeof(prefixes) / sizeof(prefixes[0]); p++) {
         int32_t level = p == 0 ? 0 : 1;
         uint32_t prefix = p == 0 ? 0 : prefixes[p - 1];
@@ -535,8 +478,8 @@ START_TEST(test_threshold)
 
     lcg_state = 41;
     v = crowded(N);
-    x = f32t(v, N);
-    m = maskt(want, N);
+    x = f32v(v, N);
+    m = maskv(want, N);
     for (a = 0; a < sizeof(thrs) / sizeof(thrs[0]); a++) {
         for (b = 0; b < sizeof(ties) / sizeof(ties[0]); b++) {
             for (c = 0; c < sizeof(starts) / sizeof(starts[0]); c++) {
@@ -579,8 +522,8 @@ START_TEST(test_topk_nan_rule)
     for (i = 0; i < N; i++)
         numbers += amg_kcu_is_number(amg_kcu_mag_bits(v[i]));
     ck_assert(numbers > 0 && numbers < N - 10);
-    x = f32t(v, N);
-    m = maskt(want, N);
+    x = f32v(v, N);
+    m = maskv(want, N);
     for (k = numbers; k < N; k += 1 + (N - numbers) / 7) {
         ck_assert_int_eq(K->topk_mask(&ctx, m, x, k), AMG_OK);
         taken = 0;
@@ -616,11 +559,11 @@ START_TEST(test_ties)
             v[j][i] = j == 1 ? 2.0f * v[0][i] : 0.0f;
         for (i = 3; i < NV && j < 2; i += 17)
             v[j][i] = 0.0f;
-        d[j] = f32t(v[j], NV);
+        d[j] = f32v(v[j], NV);
         p[j] = v[j];
     }
-    s = f32t(v[0], NV);
-    o = f32t(v[0], NV);
+    s = f32v(v[0], NV);
+    o = f32v(v[0], NV);
     for (n = 1; n <= 3; n++) {
         for (rule = AMG_SIGN_BY_SUM; rule <= AMG_SIGN_BY_COUNT; rule++) {
             ck_assert_int_eq(K->sign_elect(&ctx, s,
@@ -678,8 +621,8 @@ START_TEST(test_reductions)
             if (!nan_case && fabsf(yv[i]) > 1e18f)
                 yv[i] = 0.25f;
         }
-        x = f32t(xv, N);
-        y = f32t(yv, N);
+        x = f32v(xv, N);
+        y = f32v(yv, N);
         ck_assert_int_eq(K->sum(&ctx, x, &want), AMG_OK);
         for (acc = 0.0, i = 0; i < N; i++)
             acc = amg_kcu_sum_step(acc, xv[i]);
@@ -730,7 +673,7 @@ START_TEST(test_row_reductions)
     xv[5 * C + 2] = -INFINITY;
     x = f32s(2, shape, xv);
     y = f32s(2, shape, yv);
-    m = maskt(mv, R * C);
+    m = maskv(mv, R * C);
     ck_assert_int_eq(K->row_dot(&ctx, x, y, dots), AMG_OK);
     ck_assert_int_eq(K->row_abs_sum(&ctx, x, m, all, kept), AMG_OK);
     for (r = 0; r < R; r++) {
@@ -746,7 +689,7 @@ START_TEST(test_row_reductions)
     }
     ck_assert(is_nan_d(all[3]));
     /* each element of a 1-D tensor is a row */
-    x1 = f32t(xv, R);
+    x1 = f32v(xv, R);
     ck_assert_int_eq(K->row_abs_sum(&ctx, x1, NULL, all, NULL), AMG_OK);
     for (r = 0; r < R; r++) {
         double a = 0.0, k = 0.0;
@@ -796,8 +739,8 @@ START_TEST(test_rng)
     size_t a, b, i;
 
     memset(want, 0, sizeof(want));
-    o = f32t(want, N);
-    m = maskt((const uint8_t *)want, N);
+    o = f32v(want, N);
+    m = maskv((const uint8_t *)want, N);
     for (a = 0; a < sizeof(offsets) / sizeof(offsets[0]); a++) {
         o->elem_offset = m->elem_offset = offsets[a];
         ck_assert_int_eq(K->rng_uniform(&ctx, o, 0x1234ABCDull, 7), AMG_OK);
@@ -926,9 +869,9 @@ START_TEST(test_row_axpby)
                                    yv[r * 50 + c]),
                      F(o)[r * 50 + c], 1, "row_axpby", r * 50 + c);
     /* each element of a 1-D tensor is a row */
-    x1 = f32t(xv, 6);
-    y1 = f32t(yv, 6);
-    o1 = f32t(xv, 6);
+    x1 = f32v(xv, 6);
+    y1 = f32v(yv, 6);
+    o1 = f32v(xv, 6);
     ck_assert_int_eq(K->row_axpby(&ctx, o1, alpha, x1, beta, y1), AMG_OK);
     for (c = 0; c < 6; c++)
         expect_f(amg_kcu_axpby(alpha[c], xv[c], beta[c], yv[c]), F(o1)[c], 1,
@@ -965,11 +908,11 @@ START_TEST(test_weighted_quotient)
             fv[j][i] = (i + 5 * j) % 13 == 0 ? 0.0f : amg_kcu_abs(fv[j][i]);
         /* every weight 0 there when eps is: the first zero denominator */
         fv[j][500] = 0.0f;
-        x[j] = f32t(xv[j], NV);
-        f[j] = f32t(fv[j], NV);
+        x[j] = f32v(xv[j], NV);
+        f[j] = f32v(fv[j], NV);
         px[j] = xv[j];
     }
-    o = f32t(xv[0], NV);
+    o = f32v(xv[0], NV);
     for (variant = 0; variant < 2; variant++) {
         /* all Fisher tensors, or the middle one missing */
         for (j = 0; j < 3; j++) {

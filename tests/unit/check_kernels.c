@@ -22,46 +22,13 @@
 #include "kernels_cpu.h"
 #include "tensor_mem.h"
 #include "testutil.h"
-
-static const amg_kernels *K;
-static amg_ctx ctx;
-
-static void setup(void)
-{
-    K = amg_kernels_cpu();
-    amg_ctx_init(&ctx, NULL, NULL, NULL);
-}
-
-static void teardown(void)
-{
-    amg_ctx_release(&ctx);
-}
+#include "kfixture.h"
 
 /* ---- tensor helpers ---- */
-
-static amg_tensor *mk(amg_dl_dtype dt, int32_t ndim, const int64_t *shape)
-{
-    amg_tensor *t = NULL;
-    amg_err err;
-
-    amg_err_clear(&err);
-    ck_assert_int_eq(amg_tensor_alloc(&t, dt, ndim, shape, NULL, &err),
-                     AMG_OK);
-    return t;
-}
 
 static amg_tensor *mk_dt(amg_dtype dt, int64_t n)
 {
     return mk(amg_dtype_to_dl(dt), 1, &n);
-}
-
-static amg_tensor *f32v(const float *v, int64_t n)
-{
-    amg_tensor *t = mk_dt(AMG_DT_F32, n);
-
-    if (n)
-        memcpy(amg_tensor_data(t), v, (size_t)n * sizeof(float));
-    return t;
 }
 
 static amg_tensor *f32z(int64_t n)
@@ -70,25 +37,6 @@ static amg_tensor *f32z(int64_t n)
 
     memset(amg_tensor_data(t), 0, (size_t)n * sizeof(float));
     return t;
-}
-
-static amg_tensor *maskv(const uint8_t *v, int64_t n)
-{
-    amg_tensor *t = mk_dt(AMG_DT_BOOL, n);
-
-    if (n)
-        memcpy(amg_tensor_data(t), v, (size_t)n);
-    return t;
-}
-
-static float *F(const amg_tensor *t)
-{
-    return amg_tensor_data(t);
-}
-
-static uint8_t *M(const amg_tensor *t)
-{
-    return amg_tensor_data(t);
 }
 
 static uint32_t bits(float f)
@@ -127,14 +75,6 @@ static void expect_fail(int rc, const char *msg)
     ck_assert_int_eq(ctx.err.status, AMG_EINVAL);
     ck_assert_str_eq(ctx.err.msg, msg);
     amg_err_clear(&ctx.err);
-}
-
-/* A deterministic generator for test data, unrelated to the kernels' RNG. */
-static uint64_t lcg_state;
-static uint32_t lcg(void)
-{
-    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(lcg_state >> 33);
 }
 
 /* ---- host tensor memory ---- */
