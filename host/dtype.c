@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
 #include "dtype.h"
+#include "simd.h"
 
 #include <string.h>
 #include <strings.h>
@@ -102,8 +103,8 @@ int amg_dtype_parse_user(const char *name, amg_dtype *out)
 #pragma GCC optimize("tree-vectorize")
 #endif
 
-static void bf16_to_f32(const unsigned char *p, float *out, size_t n)
-{
+AMG_SIMD_FN(void, bf16_to_f32,
+            (const unsigned char *p, float *out, size_t n), {
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -111,20 +112,20 @@ static void bf16_to_f32(const unsigned char *p, float *out, size_t n)
         memcpy(&h, p + 2 * i, sizeof(h));
         out[i] = amg_bf16_to_f32(h);
     }
-}
+})
 
-static void f32_to_bf16(const float *in, unsigned char *p, size_t n)
-{
+AMG_SIMD_FN(void, f32_to_bf16,
+            (const float *in, unsigned char *p, size_t n), {
     size_t i;
 
     for (i = 0; i < n; i++) {
         uint16_t h = amg_f32_to_bf16(in[i]);
         memcpy(p + 2 * i, &h, sizeof(h));
     }
-}
+})
 
-static void f16_to_f32(const unsigned char *p, float *out, size_t n)
-{
+AMG_SIMD_FN(void, f16_to_f32,
+            (const unsigned char *p, float *out, size_t n), {
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -132,17 +133,17 @@ static void f16_to_f32(const unsigned char *p, float *out, size_t n)
         memcpy(&h, p + 2 * i, sizeof(h));
         out[i] = amg_f16_to_f32(h);
     }
-}
+})
 
-static void f32_to_f16(const float *in, unsigned char *p, size_t n)
-{
+AMG_SIMD_FN(void, f32_to_f16,
+            (const float *in, unsigned char *p, size_t n), {
     size_t i;
 
     for (i = 0; i < n; i++) {
         uint16_t h = amg_f32_to_f16(in[i]);
         memcpy(p + 2 * i, &h, sizeof(h));
     }
-}
+})
 #endif
 
 void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n)
@@ -156,10 +157,10 @@ void amg_to_f32(amg_dtype src, const void *in, float *out, size_t n)
 #ifdef AMG_LE_HOST
     switch (src) {
     case AMG_DT_BF16:
-        bf16_to_f32(p, out, n);
+        AMG_SIMD(bf16_to_f32)(p, out, n);
         return;
     case AMG_DT_F16:
-        f16_to_f32(p, out, n);
+        AMG_SIMD(f16_to_f32)(p, out, n);
         return;
     case AMG_DT_F32:
         memmove(out, p, n * sizeof(float));
@@ -227,10 +228,10 @@ void amg_from_f32(amg_dtype dst, const float *in, void *out, size_t n)
 #ifdef AMG_LE_HOST
     switch (dst) {
     case AMG_DT_BF16:
-        f32_to_bf16(in, p, n);
+        AMG_SIMD(f32_to_bf16)(in, p, n);
         return;
     case AMG_DT_F16:
-        f32_to_f16(in, p, n);
+        AMG_SIMD(f32_to_f16)(in, p, n);
         return;
     case AMG_DT_F32:
         memmove(p, in, n * sizeof(float));

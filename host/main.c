@@ -10,6 +10,7 @@
 #include <amalgam/version.h>
 
 #include "commands.h"
+#include "simd.h"
 
 static const struct command {
     const char *name;
@@ -60,8 +61,9 @@ int main(int argc, char **argv)
         return AMG_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("amalgam %s (plugin ABI %d.%d)\n", AMG_VERSION_STRING,
-               AMG_ABI_MAJOR, AMG_ABI_MINOR);
+        printf("amalgam %s (plugin ABI %d.%d; cpu kernels: %s)\n",
+               AMG_VERSION_STRING, AMG_ABI_MAJOR, AMG_ABI_MINOR,
+               amg_simd_name(amg_simd_active));
         return AMG_EXIT_OK;
     }
     for (i = 0; i < N_COMMANDS; i++)

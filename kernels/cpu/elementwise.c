@@ -13,6 +13,7 @@
 #include "ctx.h"
 #include "fpconv.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -20,6 +21,56 @@
 
 /* Elements per block in weighted_sum: the accumulators stay in L1. */
 #define WS_BLOCK 1024
+
+/* The loops, in the forms of simd.h. out may be x or y (exact aliasing
+ * only), which the vectoriser checks for. */
+AMG_SIMD_FN(void, scale_loop,
+            (float *o, float alpha, const float *a, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++)
+        o[i] = alpha * a[i];
+})
+
+AMG_SIMD_FN(void, axpby_loop,
+            (float *o, float alpha, const float *a, float beta,
+             const float *b, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++) {
+        /* both products rounded to f32, then the sum: no FMA */
+        float p = alpha * a[i];
+        float q = beta * b[i];
+        o[i] = p + q;
+    }
+})
+
+AMG_SIMD_FN(void, mul_loop,
+            (float *o, const float *a, const float *b, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++)
+        o[i] = a[i] * b[i];
+})
+
+AMG_SIMD_FN(void, div_loop,
+            (float *o, const float *a, const float *b, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++)
+        o[i] = a[i] / b[i];
+})
+
+/* acc[i] = acc[i] + w * a[i], the product rounded first */
+AMG_SIMD_FN(void, acc_loop,
+            (float *acc, float w, const float *a, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++) {
+        float p = w * a[i];
+        acc[i] = acc[i] + p;
+    }
+})
 
 int32_t amg__kcpu_fill(amg_ctx *ctx, amg_tensor *out, float v)
 {
@@ -53,7 +104,7 @@ int32_t amg__kcpu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
 {
     const float *a;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_unary(ctx, "scale", out, x);
 
     if (rc)
@@ -61,8 +112,7 @@ int32_t amg__kcpu_scale(amg_ctx *ctx, amg_tensor *out, float alpha,
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = alpha * a[i];
+    AMG_SIMD(scale_loop)(o, alpha, a, n);
     return AMG_OK;
 }
 
@@ -83,7 +133,7 @@ int32_t amg__kcpu_axpby(amg_ctx *ctx, amg_tensor *out, float alpha,
 {
     const float *a, *b;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_binary(ctx, "axpby", out, x, y);
 
     if (rc)
@@ -92,12 +142,7 @@ int32_t amg__kcpu_axpby(amg_ctx *ctx, amg_tensor *out, float alpha,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++) {
-        /* both products rounded to f32, then the sum: no FMA */
-        float p = alpha * a[i];
-        float q = beta * b[i];
-        o[i] = p + q;
-    }
+    AMG_SIMD(axpby_loop)(o, alpha, a, beta, b, n);
     return AMG_OK;
 }
 
@@ -106,7 +151,7 @@ int32_t amg__kcpu_mul(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
 {
     const float *a, *b;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_binary(ctx, "mul", out, x, y);
 
     if (rc)
@@ -115,8 +160,7 @@ int32_t amg__kcpu_mul(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = a[i] * b[i];
+    AMG_SIMD(mul_loop)(o, a, b, n);
     return AMG_OK;
 }
 
@@ -125,7 +169,7 @@ int32_t amg__kcpu_div(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
 {
     const float *a, *b;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_binary(ctx, "div", out, x, y);
 
     if (rc)
@@ -134,8 +178,7 @@ int32_t amg__kcpu_div(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = a[i] / b[i];
+    AMG_SIMD(div_loop)(o, a, b, n);
     return AMG_OK;
 }
 
@@ -208,12 +251,8 @@ int32_t amg__kcpu_weighted_sum(amg_ctx *ctx, amg_tensor *out,
             acc[i] = 0.0f;
         for (j = 0; j < n; j++) {
             const float *a = (const float *)amg_tensor_data(x[j]) + start;
-            float wj = w[j];
 
-            for (i = 0; i < len; i++) {
-                float p = wj * a[i];
-                acc[i] = acc[i] + p;
-            }
+            AMG_SIMD(acc_loop)(acc, w[j], a, len);
         }
         for (i = 0; i < len; i++)
             o[start + i] = acc[i];

@@ -25,6 +25,7 @@
 
 #include "ctx.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -223,13 +224,14 @@ static void philox_batch_avx2(uint64_t seed, uint64_t stream, uint64_t blk,
 typedef void (*philox_batch_fn)(uint64_t seed, uint64_t stream,
                                 uint64_t blk, uint32_t *w);
 
-/* The widest form this CPU runs. */
+/* The form simd.h chose (AVX-512 here needs only F, which that form
+ * implies). */
 static philox_batch_fn philox_batch(void)
 {
 #ifdef PHILOX_X86
-    if (__builtin_cpu_supports("avx512f"))
+    if (amg_simd_active == AMG_SIMD_AVX512)
         return philox_batch_avx512;
-    if (__builtin_cpu_supports("avx2"))
+    if (amg_simd_active == AMG_SIMD_AVX2)
         return philox_batch_avx2;
 #endif
     return philox_batch_c;

@@ -15,6 +15,7 @@
 
 #include "ctx.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -51,9 +52,9 @@ static inline double kept_term(double t, uint8_t m)
     return t;
 }
 
-static void abs_sum_block(const float *a, const uint8_t *m, uint64_t cols,
-                          uint32_t lanes, double *all, double *kept)
-{
+AMG_SIMD_FN(void, abs_sum_block,
+            (const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
+             double *all, double *kept), {
     double s[ABS_SUM_LANES] = { 0 }, k[ABS_SUM_LANES] = { 0 };
     uint64_t c;
     uint32_t j;
@@ -73,7 +74,7 @@ static void abs_sum_block(const float *a, const uint8_t *m, uint64_t cols,
         if (kept != NULL)
             kept[j] = k[j];
     }
-}
+})
 
 int32_t amg__kcpu_row_abs_sum(amg_ctx *ctx, const amg_tensor *x,
                               const amg_tensor *mask, double *all,
@@ -105,12 +106,25 @@ int32_t amg__kcpu_row_abs_sum(amg_ctx *ctx, const amg_tensor *x,
         uint32_t lanes = rows - r < ABS_SUM_LANES ? (uint32_t)(rows - r)
                                                   : ABS_SUM_LANES;
 
-        abs_sum_block(a + r * cols, m != NULL ? m + r * cols : NULL, cols,
+        AMG_SIMD(abs_sum_block)(a + r * cols, m != NULL ? m + r * cols : NULL, cols,
                       lanes, all != NULL ? all + r : NULL,
                       kept != NULL ? kept + r : NULL);
     }
     return AMG_OK;
 }
+
+AMG_SIMD_FN(void, axpby_row,
+            (float *o, float alpha, const float *a, float beta,
+             const float *b, uint64_t n), {
+    uint64_t c;
+
+    for (c = 0; c < n; c++) {
+        /* both products rounded to f32, then the sum: no FMA */
+        float p = alpha * a[c];
+        float q = beta * b[c];
+        o[c] = p + q;
+    }
+})
 
 int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
                             const amg_tensor *x, const float *beta,
@@ -118,7 +132,7 @@ int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
 {
     const float *a, *b;
     float *o;
-    uint64_t r, c, rows, cols;
+    uint64_t r, rows, cols;
     int rc = amg__kcpu_arg(ctx, "row_axpby", "out", out, AMG__KCPU_F32);
 
     if (!rc)
@@ -137,18 +151,9 @@ int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
     a = amg_tensor_data(x);
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
-    for (r = 0; r < rows; r++) {
-        const float ar = alpha[r], br = beta[r];
-        const float *xa = a + r * cols, *yb = b + r * cols;
-        float *orow = o + r * cols;
-
-        for (c = 0; c < cols; c++) {
-            /* both products rounded to f32, then the sum: no FMA */
-            float p = ar * xa[c];
-            float q = br * yb[c];
-            orow[c] = p + q;
-        }
-    }
+    for (r = 0; r < rows; r++)
+        AMG_SIMD(axpby_row)(o + r * cols, alpha[r], a + r * cols, beta[r],
+                            b + r * cols, cols);
     return AMG_OK;
 }
 

@@ -20,6 +20,7 @@
 #include "ctx.h"
 #include "fpconv.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -42,13 +43,35 @@ static inline uint32_t lanes(uint8_t m)
     return 0u - (uint32_t)(m != 0);
 }
 
+AMG_SIMD_FN(void, mask_loop,
+            (float *o, const float *a, const uint8_t *m, uint64_t n), {
+    uint64_t i;
+
+    /* selects on the bit patterns: a float select does not vectorise */
+    for (i = 0; i < n; i++)
+        o[i] = amg_bits_f32(amg_f32_bits(a[i]) & lanes(m[i]));
+})
+
+AMG_SIMD_FN(void, where_loop,
+            (float *o, const uint8_t *m, const float *a, const float *b,
+             uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++) {
+        uint32_t k = lanes(m[i]);
+
+        o[i] = amg_bits_f32((amg_f32_bits(a[i]) & k) |
+                            (amg_f32_bits(b[i]) & ~k));
+    }
+})
+
 int32_t amg__kcpu_mask_apply(amg_ctx *ctx, amg_tensor *out,
                              const amg_tensor *x, const amg_tensor *mask)
 {
     const float *a;
     const uint8_t *m;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = amg__kcpu_arg(ctx, "mask_apply", "out", out, AMG__KCPU_F32);
 
     if (!rc)
@@ -63,9 +86,7 @@ int32_t amg__kcpu_mask_apply(amg_ctx *ctx, amg_tensor *out,
     m = amg_tensor_data(mask);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    /* selects on the bit patterns: a float select does not vectorise */
-    for (i = 0; i < n; i++)
-        o[i] = amg_bits_f32(amg_f32_bits(a[i]) & lanes(m[i]));
+    AMG_SIMD(mask_loop)(o, a, m, n);
     return AMG_OK;
 }
 
@@ -75,7 +96,7 @@ int32_t amg__kcpu_where(amg_ctx *ctx, amg_tensor *out, const amg_tensor *mask,
     const float *a, *b;
     const uint8_t *m;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = amg__kcpu_arg(ctx, "where", "out", out, AMG__KCPU_F32);
 
     if (!rc)
@@ -94,12 +115,7 @@ int32_t amg__kcpu_where(amg_ctx *ctx, amg_tensor *out, const amg_tensor *mask,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++) {
-        uint32_t k = lanes(m[i]);
-
-        o[i] = amg_bits_f32((amg_f32_bits(a[i]) & k) |
-                            (amg_f32_bits(b[i]) & ~k));
-    }
+    AMG_SIMD(where_loop)(o, m, a, b, n);
     return AMG_OK;
 }
 
@@ -121,9 +137,8 @@ static void histogram0(const float *a, uint64_t n, uint64_t *hist)
 /* Numbers of block [0, n) whose high 16 bits are prefix (NaN patterns
  * share high bits with infinity, hence the second test): *zero counts
  * those with low bits 0, the return value the others. Vectorises. */
-static uint32_t count_prefix(const float *a, uint32_t n, uint32_t prefix,
-                             uint32_t *zero)
-{
+AMG_SIMD_FN(uint32_t, count_prefix,
+            (const float *a, uint32_t n, uint32_t prefix, uint32_t *zero), {
     uint32_t i, c = 0, z = 0;
 
     for (i = 0; i < n; i++) {
@@ -135,7 +150,7 @@ static uint32_t count_prefix(const float *a, uint32_t n, uint32_t prefix,
     }
     *zero = z;
     return c;
-}
+})
 
 /* Level 1: only the elements of one level-0 bin, a small share of most
  * tensors. A vectorised count per block takes those with low bits 0 (all
@@ -149,7 +164,7 @@ static void histogram1(const float *a, uint64_t n, uint32_t prefix,
 
     for (start = 0; start < n; start += len) {
         len = n - start < THR_BLOCK ? (uint32_t)(n - start) : THR_BLOCK;
-        if (count_prefix(a + start, len, prefix, &zero) > 0) {
+        if (AMG_SIMD(count_prefix)(a + start, len, prefix, &zero) > 0) {
             for (i = start; i < start + len; i++) {
                 uint32_t b = mag_bits(a[i]);
 
@@ -174,9 +189,8 @@ static void histogram(const float *a, uint64_t n, int32_t level,
 /* Elements of block [0, n) above thr (numbers only) marked, the rest 0;
  * returns how many equal thr. Integer compares only, and 32-bit counts
  * (a block is at most THR_BLOCK), so it vectorises without widening. */
-static uint32_t mark_above(uint8_t *m, const float *a, uint32_t n,
-                           uint32_t thr)
-{
+AMG_SIMD_FN(uint32_t, mark_above,
+            (uint8_t *m, const float *a, uint32_t n, uint32_t thr), {
     uint32_t i, eq = 0;
 
     for (i = 0; i < n; i++) {
@@ -186,17 +200,17 @@ static uint32_t mark_above(uint8_t *m, const float *a, uint32_t n,
         eq += (b == thr) & (b <= INF_BITS);
     }
     return eq;
-}
+})
 
 /* Every element of block [0, n) equal to thr (a number pattern) marked
  * too. Vectorises. */
-static void mark_equal(uint8_t *m, const float *a, uint32_t n, uint32_t thr)
-{
+AMG_SIMD_FN(void, mark_equal,
+            (uint8_t *m, const float *a, uint32_t n, uint32_t thr), {
     uint32_t i;
 
     for (i = 0; i < n; i++)
         m[i] = (uint8_t)(m[i] | (mag_bits(a[i]) == thr));
-}
+})
 
 /* Block by block: a vectorised pass marks the elements above thr and
  * counts those equal to it; a block whose ties are all still wanted takes
@@ -211,11 +225,11 @@ static void threshold(uint8_t *m, const float *a, uint64_t n, uint32_t thr,
 
     for (start = 0; start < n; start += len) {
         len = n - start < THR_BLOCK ? (uint32_t)(n - start) : THR_BLOCK;
-        eq = mark_above(m + start, a + start, len, thr);
+        eq = AMG_SIMD(mark_above)(m + start, a + start, len, thr);
         if (eq == 0 || taken >= n_ties)
             continue;
         if (eq <= n_ties - taken) {
-            mark_equal(m + start, a + start, len, thr);
+            AMG_SIMD(mark_equal)(m + start, a + start, len, thr);
             taken += eq;
             continue;
         }

@@ -14,6 +14,7 @@
 #include "ctx.h"
 #include "fpconv.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -49,9 +50,9 @@ static inline float elected(float acc)
 }
 
 /* acc[i] += w * a[i] (rule: sum) or sgn(w * a[i]) (count), i < len. */
-static void elect_add(float *acc, const float *a, float w, int32_t rule,
-                      uint64_t len)
-{
+AMG_SIMD_FN(void, elect_add,
+            (float *acc, const float *a, float w, int32_t rule,
+             uint64_t len), {
     uint64_t i;
 
     if (rule == AMG_SIGN_BY_SUM) {
@@ -64,7 +65,14 @@ static void elect_add(float *acc, const float *a, float w, int32_t rule,
         for (i = 0; i < len; i++)
             acc[i] = acc[i] + sgn(w * a[i]);
     }
-}
+})
+
+AMG_SIMD_FN(void, elect_store, (float *s, const float *acc, uint64_t len), {
+    uint64_t i;
+
+    for (i = 0; i < len; i++)
+        s[i] = elected(acc[i]);
+})
 
 int32_t amg__kcpu_sign_elect(amg_ctx *ctx, amg_tensor *sign,
                              const amg_tensor *const *d, const float *w,
@@ -94,11 +102,10 @@ int32_t amg__kcpu_sign_elect(amg_ctx *ctx, amg_tensor *sign,
         for (i = 0; i < len; i++)
             acc[i] = 0.0f;
         for (j = 0; j < n; j++)
-            elect_add(acc, (const float *)amg_tensor_data(d[j]) + start, w[j],
+            AMG_SIMD(elect_add)(acc, (const float *)amg_tensor_data(d[j]) + start, w[j],
                       rule, len);
         /* mergekit's test: a zero total elects +1, a NaN one -1 */
-        for (i = 0; i < len; i++)
-            s[start + i] = elected(acc[i]);
+        AMG_SIMD(elect_store)(s + start, acc, len);
     }
     return AMG_OK;
 }
@@ -115,9 +122,9 @@ int32_t amg__kcpu_sign_elect(amg_ctx *ctx, amg_tensor *sign,
  * float compares would keep GCC from if-converting the loop, and num and
  * den are never -0 (they start at +0 and an exact zero sum is +0), so
  * adding +0 leaves them as they are. */
-static void merge_add(float *num, float *den, const float *a, float w,
-                      const float *s, uint64_t len)
-{
+AMG_SIMD_FN(void, merge_add,
+            (float *num, float *den, const float *a, float w,
+             const float *s, uint64_t len), {
     uint32_t wb = amg_f32_bits(w);
     uint64_t i;
 
@@ -134,7 +141,18 @@ static void merge_add(float *num, float *den, const float *a, float w,
         num[i] = num[i] + amg_bits_f32(bp & m);
         den[i] = den[i] + amg_bits_f32(wb & m);
     }
-}
+})
+
+/* num[i] / den[i], a divisor this small counting as 1 */
+AMG_SIMD_FN(void, merge_divide, (float *num, const float *den, uint64_t len), {
+    uint64_t i;
+
+    for (i = 0; i < len; i++) {
+        float dv = fabsf(den[i]) < DIVISOR_EPS ? 1.0f : den[i];
+
+        num[i] = num[i] / dv;
+    }
+})
 
 int32_t amg__kcpu_disjoint_merge(amg_ctx *ctx, amg_tensor *out,
                                  const amg_tensor *const *d, const float *w,
@@ -164,15 +182,10 @@ int32_t amg__kcpu_disjoint_merge(amg_ctx *ctx, amg_tensor *out,
         for (i = 0; i < len; i++)
             num[i] = den[i] = 0.0f;
         for (j = 0; j < n; j++)
-            merge_add(num, den, (const float *)amg_tensor_data(d[j]) + start,
+            AMG_SIMD(merge_add)(num, den, (const float *)amg_tensor_data(d[j]) + start,
                       w[j], s + start, len);
-        if (normalize) {
-            for (i = 0; i < len; i++) {
-                float dv = fabsf(den[i]) < DIVISOR_EPS ? 1.0f : den[i];
-
-                num[i] = num[i] / dv;
-            }
-        }
+        if (normalize)
+            AMG_SIMD(merge_divide)(num, den, len);
         for (i = 0; i < len; i++)
             o[start + i] = num[i];
     }

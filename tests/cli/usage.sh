@@ -9,7 +9,7 @@ expect_out 'inspect' "--help lists inspect"
 expect_out 'synth' "--help lists synth"
 
 expect_rc 0 "--version exits 0" "$AMALGAM" --version
-expect_out '^amalgam [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI [0-9]+\.[0-9]+\)$' \
+expect_out '^amalgam [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI [0-9]+\.[0-9]+; cpu kernels: (base|avx2|avx512)\)$' \
     "--version prints release and ABI"
 
 expect_rc 2 "no command is a usage error" "$AMALGAM"
