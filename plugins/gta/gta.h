@@ -148,6 +148,11 @@ int32_t gta_topk_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 /* The highest bin b with *above + sum(hist[b..]) >= k; *above becomes the
  * count strictly above b. Needs k <= *above + sum(hist). */
 uint32_t gta_find_bin(const uint64_t *hist, uint64_t k, uint64_t *above);
+/* Zero a histogram of GTA_HIST_BINS, writing only the bins in use: the
+ * statistics block is fresh zeroed memory from the host, and a write to
+ * an untouched page of it costs a page fault (and, in a threaded process,
+ * a TLB flush on every CPU) for nothing. */
+void gta_hist_clear(uint64_t *hist);
 
 /* ---- breadcrumbs.c ---- */
 

@@ -159,7 +159,7 @@ static void end_level0(gta_sce_stats *st, double topk)
     else {
         st->b0 = gta_find_bin(st->hist, st->k, &st->above);
     }
-    memset(st->hist, 0, sizeof(st->hist));
+    gta_hist_clear(st->hist);
 }
 
 static void end_level1(gta_sce_stats *st)

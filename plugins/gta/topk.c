@@ -77,6 +77,15 @@ uint32_t gta_find_bin(const uint64_t *hist, uint64_t k, uint64_t *above)
     return b;
 }
 
+void gta_hist_clear(uint64_t *hist)
+{
+    uint32_t b;
+
+    for (b = 0; b < GTA_HIST_BINS; b++)
+        if (hist[b] != 0)
+            hist[b] = 0;
+}
+
 /* End of pass 0: the level-0 bin of each selection, or its final answer
  * when it takes nothing or every number. */
 static void end_level0(gta_model *m)
@@ -103,7 +112,7 @@ static void end_level0(gta_model *m)
         }
     }
     /* hist[0] serves selection 0's second level */
-    memset(m->hist[0], 0, sizeof(m->hist[0]));
+    gta_hist_clear(m->hist[0]);
 }
 
 /* End of pass 1: threshold, ties to take and the L1 norm of the
