@@ -82,7 +82,7 @@ static const char demo_pipeline_yaml[] =
 #define DEMO_PIPELINE "pipeline.yaml"
 #define DEMO_MAX_JOBS 1024
 /* f32 bytes per input chunk: `amalgam merge`'s default. */
-#define DEMO_CHUNK_BYTES (4ULL << 20)
+#define DEMO_CHUNK_BYTES AMG_EXEC_CPU_CHUNK
 /* Elements per read-back chunk when measuring survival. */
 #define MEASURE_CHUNK 65536
 

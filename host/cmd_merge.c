@@ -37,7 +37,7 @@ static const char usage_text[] =
     "\n"
     "   -j, --jobs N          worker threads (default: online CPUs)\n"
     "   --chunk-size SIZE     f32 bytes per input chunk: 64MiB, 4KiB\n"
-    "                         (default 4MiB, 64MiB on a gpu)\n"
+    "                         (default 512KiB, 64MiB on a gpu)\n"
     "   --device DEV          cpu (default), cuda or cuda:N: merge on that\n"
     "                         gpu; tensors whose strategy has no gpu code,\n"
     "                         or too large for --gpu-mem, stay on the cpu\n"
@@ -58,10 +58,6 @@ static const char usage_text[] =
     "                         load plugins writable by group or others\n"
     "   -h, --help            show this help\n";
 
-/* Small enough that a chunk's buffers and a strategy's temporaries stay
- * in cache and are reused by malloc (64 MiB ones were fresh mmaps, page
- * faults on every call), and memory stays low at high -j. */
-#define DEFAULT_CHUNK (4ULL << 20)
 
 typedef struct merge_args {
     const char *pipeline, *out;
@@ -389,7 +385,7 @@ int amg_cmd_merge(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a.jobs = cpus > 0 ? cpus : 1;
-    a.chunk = DEFAULT_CHUNK;
+    a.chunk = AMG_EXEC_CPU_CHUNK;
     a.dev_type = AMG_DEVICE_CPU;
     a.shard = AMG_DEFAULT_SHARD_SIZE;
     rc = parse_args(&a, argc, argv);

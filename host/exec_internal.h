@@ -64,6 +64,7 @@ typedef struct node_val {
                                           when the value points into a
                                           mapped f32 source or lives on the
                                           device */
+    size_t cap;                        /* floats buf holds */
     void *dbuf;                        /* on the device: chunk_rows x
                                           row_numel floats there */
     size_t dbytes;
@@ -75,6 +76,16 @@ typedef struct node_val {
 } node_val;
 
 /* A worker's state for the tensor it is on. */
+/* Host chunk buffers a worker keeps between tensors: the next tensor's
+ * chunks reuse them rather than fault fresh pages in (and unmap them
+ * again) for every tensor. Only buffers of at most the chunk size are
+ * kept, so what a worker holds stays within one tensor's usual need. */
+#define EXEC_SPARE 8
+typedef struct spare_buf {
+    float *p;
+    size_t cap;                        /* elements */
+} spare_buf;
+
 typedef struct worker {
     exec_run *run;
     size_t *order;                     /* nodes, inputs before users */
@@ -91,6 +102,9 @@ typedef struct worker {
     staging *stage;                    /* per node of order and parity,
                                           then the root's pair */
     size_t n_stage;
+    spare_buf spare[EXEC_SPARE];       /* host chunk buffers kept from
+                                          earlier tensors */
+    size_t n_spare;
 } worker;
 
 /* Shape of the tensor being produced, as the workers slice it. */

@@ -174,12 +174,46 @@ static int need_bytes(worker *wk, size_t n, amg_err *err)
     return AMG_OK;
 }
 
+/* A host buffer of at least elems floats: the smallest spare that fits,
+ * else a new one. */
+static float *take_buf(worker *wk, size_t elems)
+{
+    size_t i, best = wk->n_spare;
+    float *p;
+
+    for (i = 0; i < wk->n_spare; i++)
+        if (wk->spare[i].cap >= elems &&
+            (best == wk->n_spare || wk->spare[i].cap < wk->spare[best].cap))
+            best = i;
+    if (best == wk->n_spare)
+        return malloc(elems * sizeof(float));
+    p = wk->spare[best].p;
+    wk->spare[best] = wk->spare[--wk->n_spare];
+    return p;
+}
+
+/* Keep buf (of cap floats) for a later tensor when it is no larger than a
+ * chunk and there is room, else free it. */
+static void give_buf(worker *wk, float *buf, size_t cap)
+{
+    if (buf == NULL)
+        return;
+    if (wk->n_spare < EXEC_SPARE &&
+        cap * sizeof(float) <= wk->run->o->chunk_bytes) {
+        wk->spare[wk->n_spare].p = buf;
+        wk->spare[wk->n_spare].cap = cap;
+        wk->n_spare++;
+        return;
+    }
+    free(buf);
+}
+
 static void free_vals(worker *wk)
 {
     size_t i;
 
     for (i = 0; i < wk->n_order; i++) {
-        free(wk->vals[i].buf);
+        give_buf(wk, wk->vals[i].buf, wk->vals[i].cap);
         if (wk->vals[i].dbuf)
             amg_device_free(wk->run->o->dev, wk->vals[i].dbuf,
                             wk->vals[i].dbytes, wk->stream);
@@ -226,7 +260,8 @@ static int alloc_val(worker *wk, const amg_plan_node *nd, node_val *v,
     }
     if (mapped_f32(wk->run->plan, nd))
         return AMG_OK;
-    v->buf = malloc((elems ? elems : 1) * sizeof(float));
+    v->cap = elems ? elems : 1;
+    v->buf = take_buf(wk, v->cap);
     if (!v->buf)
         return amg_err_set(err, AMG_ENOMEM, "cannot allocate a %llu-"
                            "element chunk for '%s'",
@@ -752,6 +787,8 @@ static void worker_free(worker *wk)
     free(wk->slot);
     free(wk->vals);
     free(wk->bytes);
+    while (wk->n_spare > 0)
+        free(wk->spare[--wk->n_spare].p);
 }
 
 /* Wait for the workers, turning the caller's abort flag into stop. A
