@@ -23,7 +23,7 @@
 
 /* Rows summed at once by row_abs_sum: each row is its own chain in column
  * order, so interleaving rows only overlaps their add latencies. */
-#define ABS_SUM_LANES 4u
+#define ABS_SUM_LANES 8u
 
 /* Elements per block in weighted_quotient: the f64 accumulators stay in L1
  * while each input's stretch is added in one loop. */
@@ -52,19 +52,27 @@ static inline double kept_term(double t, uint8_t m)
     return t;
 }
 
-AMG_SIMD_FN(void, abs_sum_block,
-            (const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
-             double *all, double *kept), {
+/* Sums of lanes rows at once. Inlined with lanes and masked constant, so
+ * the sums live in registers and the rows' add chains overlap (with a
+ * variable count they were stack slots, each add waiting on the store of
+ * the one before). */
+static inline __attribute__((always_inline)) void
+abs_sum_rows(const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
+             int masked, double *all, double *kept)
+{
     double s[ABS_SUM_LANES] = { 0 }, k[ABS_SUM_LANES] = { 0 };
     uint64_t c;
     uint32_t j;
 
     for (c = 0; c < cols; c++) {
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
         for (j = 0; j < lanes; j++) {
             double t = abs_term(a[j * cols + c]);
 
             s[j] += t;
-            if (m != NULL)
+            if (masked)
                 k[j] += kept_term(t, m[j * cols + c]);
         }
     }
@@ -74,6 +82,17 @@ AMG_SIMD_FN(void, abs_sum_block,
         if (kept != NULL)
             kept[j] = k[j];
     }
+}
+
+AMG_SIMD_FN(void, abs_sum_block,
+            (const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
+             double *all, double *kept), {
+    if (lanes == ABS_SUM_LANES && m != NULL)
+        abs_sum_rows(a, m, cols, ABS_SUM_LANES, 1, all, kept);
+    else if (lanes == ABS_SUM_LANES)
+        abs_sum_rows(a, m, cols, ABS_SUM_LANES, 0, all, kept);
+    else
+        abs_sum_rows(a, m, cols, lanes, m != NULL, all, kept);
 })
 
 int32_t amg__kcpu_row_abs_sum(amg_ctx *ctx, const amg_tensor *x,

@@ -1105,33 +1105,70 @@ static int rank_up_cmp(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-START_TEST(test_row_abs_rank_vs_sort)
+/* Rows of R x C values ranked by the kernel and by qsort. */
+enum { RANK_R = 3, RANK_C = 5000 };
+
+static void rank_vs_sort(const float *v)
 {
-    enum { R = 3, C = 5000 };
-    const int64_t shape[2] = { R, C };
+    const int64_t shape[2] = { RANK_R, RANK_C };
     amg_tensor *x = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
     amg_tensor *o = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
-    uint32_t idx[C];
+    static uint32_t idx[RANK_C];
     int r, c;
 
-    lcg_state = 99;
-    random_values(F(x), R * C);
+    memcpy(F(x), v, sizeof(float) * RANK_R * RANK_C);
     ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
-    for (r = 0; r < R; r++) {
-        rank_x = F(x) + r * C;
-        for (c = 0; c < C; c++)
+    for (r = 0; r < RANK_R; r++) {
+        rank_x = F(x) + r * RANK_C;
+        for (c = 0; c < RANK_C; c++)
             idx[c] = (uint32_t)c;
-        qsort(idx, C, sizeof(idx[0]), rank_up_cmp);
-        for (c = 0; c < C; c++) {
-            float want = (float)((double)c / (double)(C - 1));
+        qsort(idx, RANK_C, sizeof(idx[0]), rank_up_cmp);
+        for (c = 0; c < RANK_C; c++) {
+            float want = (float)((double)c / (double)(RANK_C - 1));
 
-            ck_assert_msg(F(o)[r * C + (int)idx[c]] == want,
+            ck_assert_msg(F(o)[r * RANK_C + (int)idx[c]] == want,
                           "row %d, element %u (position %d): got %.9g",
-                          r, idx[c], c, (double)F(o)[r * C + (int)idx[c]]);
+                          r, idx[c], c,
+                          (double)F(o)[r * RANK_C + (int)idx[c]]);
         }
     }
     amg_tensor_free(x);
     amg_tensor_free(o);
+}
+
+START_TEST(test_row_abs_rank_vs_sort)
+{
+    static float v[RANK_R * RANK_C];
+
+    lcg_state = 99;
+    random_values(v, RANK_R * RANK_C);
+    rank_vs_sort(v);
+}
+END_TEST
+
+/* Rows the first digit spreads badly: three magnitudes repeated (buckets
+ * of equal keys, left in column order); deltas of a narrow range with one
+ * outlier each (the digit spans the outlier, so most of the row shares a
+ * few buckets, sorted by their low bits); zeros and NaNs among them. */
+START_TEST(test_row_abs_rank_skewed)
+{
+    static float v[RANK_R * RANK_C];
+    int c;
+
+    lcg_state = 7;
+    for (c = 0; c < RANK_C; c++) {
+        static const float three[3] = { 0.25f, -0.5f, 0.125f };
+
+        v[c] = three[lcg() % 3u];
+        v[RANK_C + c] = (float)(lcg() % 100000u) * 1e-9f *
+                        (lcg() & 1u ? 1.0f : -1.0f);
+        v[2 * RANK_C + c] = lcg() % 7u == 0 ? 0.0f
+                          : lcg() % 11u == 0 ? NAN
+                          : (float)(lcg() % 4096u) / 4096.0f;
+    }
+    v[RANK_C + 17] = 3.0e4f;
+    v[2 * RANK_C + 4999] = -INFINITY;
+    rank_vs_sort(v);
 }
 END_TEST
 
@@ -1463,6 +1500,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_row_abs_rank_small);
     tcase_add_test(tc, test_row_abs_rank_vs_sort);
+    tcase_add_test(tc, test_row_abs_rank_skewed);
     tcase_add_test(tc, test_row_abs_rank_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("rows");
