@@ -9,8 +9,9 @@
  * Rescale (when `rescale` is on): mergekit's L1 rule by default, one
  * factor per tensor and model, sum|d| / sum|kept d| (skipped when either
  * is below 1e-7); it needs the whole tensor, hence one reduce pass that
- * draws the masks and sums both norms row by row. rescale_mode: inverse is
- * the paper's per-element 1/density instead.
+ * draws the masks and sums both norms row by row, keeping the masks for
+ * apply (maskbits.c). rescale_mode: inverse is the paper's per-element
+ * 1/density instead.
  */
 #include <stdint.h>
 
@@ -26,30 +27,33 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
                             const amg_merge_call *call, void *stats)
 {
     const amg_host_api *host = call->host;
-    gta_stats *st = stats;
+    gta_mask_stats *st = stats;
     amg_tensor *mask = NULL, *d = NULL;
     gta_opts o;
     uint32_t i;
+    int cache;
     int32_t rc;
 
     rc = gta_read_opts(ctx, call, inst, &o);
     if (rc != AMG_OK || !o.rescale || o.inverse)
         return rc;
+    cache = gta_mask_cached(call, 1, st);
     /* one delta and one mask for all the models of the call */
     rc = host->tensor_new_like(ctx, call->out, amg_dl_make(AMG_DL_BOOL, 8),
                                &mask);
     if (rc == AMG_OK)
         rc = host->tensor_new_like(ctx, call->out, call->out->dl.dtype, &d);
     for (i = 0; rc == AMG_OK && i < o.n; i++) {
-        gta_model *m = &st->model[i];
-
         if (o.density[i] >= 1.0)
             continue;
         rc = gta_delta_to(ctx, call, i, d);
         if (rc == AMG_OK)
             rc = draw_mask(ctx, call, &o, i, mask);
         if (rc == AMG_OK)
-            rc = gta_l1_rows(ctx, call, d, mask, &m->l1_all, &m->l1_kept);
+            rc = gta_l1_rows(ctx, call, d, mask, &st->l1_all[i],
+                             &st->l1_kept[i]);
+        if (rc == AMG_OK && cache)
+            gta_mask_store(st, call, i, mask);
     }
     host->tensor_release(ctx, d);
     host->tensor_release(ctx, mask);
@@ -58,7 +62,7 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
 
 static int32_t rescale_model(amg_ctx *ctx, const amg_merge_call *call,
                              const gta_opts *o, uint32_t i,
-                             const gta_model *m, amg_tensor *d)
+                             const gta_mask_stats *st, amg_tensor *d)
 {
     float f;
 
@@ -70,7 +74,7 @@ static int32_t rescale_model(amg_ctx *ctx, const amg_merge_call *call,
             return AMG_OK;
         f = (float)(1.0 / o->density[i]);
     } else {
-        f = gta_l1_factor(m->l1_all, m->l1_kept);
+        f = gta_l1_factor(st->l1_all[i], st->l1_kept[i]);
     }
     return f == 1.0f ? AMG_OK : call->k->scale(ctx, d, f, d);
 }
@@ -78,10 +82,11 @@ static int32_t rescale_model(amg_ctx *ctx, const amg_merge_call *call,
 static int32_t apply_block(void *inst, amg_ctx *ctx,
                            const amg_merge_call *call, void *stats)
 {
-    gta_stats *st = stats;
+    gta_mask_stats *st = stats;
     amg_tensor *d[GTA_MAX_INPUTS] = { NULL }, *mask = NULL;
     gta_opts o;
     uint32_t i;
+    int cache;
     int32_t rc;
 
     rc = gta_read_opts(ctx, call, inst, &o);
@@ -90,14 +95,19 @@ static int32_t apply_block(void *inst, amg_ctx *ctx,
     if (rc == AMG_OK)
         rc = call->host->tensor_new_like(ctx, call->out,
                                          amg_dl_make(AMG_DL_BOOL, 8), &mask);
+    cache = rc == AMG_OK && gta_mask_cached(call, o.rescale && !o.inverse,
+                                            st);
     for (i = 0; rc == AMG_OK && i < o.n; i++) {
         if (o.density[i] >= 1.0)
             continue;              /* mergekit returns the tensor as is */
-        rc = draw_mask(ctx, call, &o, i, mask);
+        if (cache)
+            gta_mask_load(st, call, i, mask);
+        else
+            rc = draw_mask(ctx, call, &o, i, mask);
         if (rc == AMG_OK)
             rc = call->k->mask_apply(ctx, d[i], d[i], mask);
         if (rc == AMG_OK)
-            rc = rescale_model(ctx, call, &o, i, &st->model[i], d[i]);
+            rc = rescale_model(ctx, call, &o, i, st, d[i]);
     }
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o, d);
@@ -123,6 +133,5 @@ int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 
 int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
 {
-    return gta_merge_two_pass(inst, ctx, call, 1, gta_dare_reduce,
-                              gta_dare_apply);
+    return gta_mask_merge(inst, ctx, call, gta_dare_reduce, gta_dare_apply);
 }

@@ -119,69 +119,6 @@ static void free_tmp(amg_ctx *ctx, const amg_merge_call *call,
     call->host->tensor_release(ctx, tm->p);
 }
 
-/* ---- keep masks cached between reduce and apply ---- */
-
-static int mask_cached(const amg_merge_call *call, const della_opts *o,
-                       const gta_della_stats *st)
-{
-    const amg_tensor *t = call->out;
-
-    /* only the L1 rescale runs reduce */
-    return o->g.rescale && !o->g.inverse && !st->no_cache &&
-           t->dl.device.type == AMG_DEVICE_CPU &&
-           (uint64_t)o->g.n * t->full_numel <= GTA_DELLA_MASK_BITS;
-}
-
-static uint64_t mask_at(const amg_merge_call *call, uint32_t i)
-{
-    return (uint64_t)i * call->out->full_numel + call->out->elem_offset;
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define DELLA_LE 1
-#else
-#define DELLA_LE 0
-#endif
-
-/* Bits at..at+n-1 of bits = the mask bytes m (each 0 or 1, as the mask
- * kernels write them). Every bit is set once a tensor, from zero. */
-static void pack_mask(uint64_t *bits, uint64_t at, const uint8_t *m,
-                      uint64_t n)
-{
-    uint8_t *b = (uint8_t *)bits;
-    uint64_t j = 0, v;
-
-    /* eight bytes to one: byte k's bit 0 lands on bit 56 + k, no two
-     * partial products on one bit, so nothing carries */
-    if (DELLA_LE && at % 8 == 0)
-        for (; j + 8 <= n; j += 8) {
-            memcpy(&v, m + j, 8);
-            b[(at + j) / 8] = (uint8_t)((v * 0x0102040810204080ull) >> 56);
-        }
-    for (; j < n; j++)
-        b[(at + j) / 8] |= (uint8_t)(m[j] << ((at + j) % 8));
-}
-
-/* The mask bytes m (0 or 1) of bits at..at+n-1. */
-static void unpack_mask(uint8_t *m, const uint64_t *bits, uint64_t at,
-                        uint64_t n)
-{
-    const uint8_t *b = (const uint8_t *)bits;
-    uint64_t j = 0, v;
-
-    /* bit k to byte k: nibbles, pairs, then single bits apart */
-    if (DELLA_LE && at % 8 == 0)
-        for (; j + 8 <= n; j += 8) {
-            v = b[(at + j) / 8];
-            v = (v | v << 28) & 0x0000000F0000000Full;
-            v = (v | v << 14) & 0x0003000300030003ull;
-            v = (v | v << 7) & 0x0101010101010101ull;
-            memcpy(m + j, &v, 8);
-        }
-    for (; j < n; j++)
-        m[j] = (uint8_t)(b[(at + j) / 8] >> ((at + j) % 8) & 1u);
-}
-
 /* ---- the sparsifier ---- */
 
 /* tm->p = (density - eps) + rank_norm * 2 * eps. torch multiplies an f32
@@ -234,7 +171,7 @@ static int32_t draw_mask(amg_ctx *ctx, const amg_merge_call *call,
 static int32_t reduce_block(void *inst, amg_ctx *ctx,
                             const amg_merge_call *call, void *stats)
 {
-    gta_della_stats *st = stats;
+    gta_mask_stats *st = stats;
     amg_tensor *d = NULL;
     della_opts o;
     della_tmp tm = { NULL, NULL, NULL };
@@ -246,7 +183,7 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
     /* only mergekit's L1 rescale needs the sums */
     if (rc != AMG_OK || !o.g.rescale || o.g.inverse)
         return rc;
-    cache = mask_cached(call, &o, st);
+    cache = gta_mask_cached(call, 1, st);
     rc = new_tmp(ctx, call, &tm);
     /* one delta for all the models of the call */
     if (rc == AMG_OK)
@@ -264,8 +201,7 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
             rc = gta_l1_rows(ctx, call, d, tm.mask, &st->l1_all[i],
                              &st->l1_kept[i]);
         if (rc == AMG_OK && cache)
-            pack_mask(st->mask_bits, mask_at(call, i),
-                      amg_tensor_data(tm.mask), amg_tensor_numel(tm.mask));
+            gta_mask_store(st, call, i, tm.mask);
     }
     call->host->tensor_release(ctx, d);
     free_tmp(ctx, call, &tm);
@@ -273,7 +209,7 @@ static int32_t reduce_block(void *inst, amg_ctx *ctx,
 }
 
 static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
-                              const della_opts *o, gta_della_stats *st,
+                              const della_opts *o, gta_mask_stats *st,
                               uint32_t i, amg_tensor *d, della_tmp *tm)
 {
     const amg_kernels *k = call->k;
@@ -284,9 +220,8 @@ static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
         return AMG_OK;
     if (o->g.density[i] <= 0.0)
         return k->fill(ctx, d, 0.0f);
-    if (mask_cached(call, o, st)) {
-        unpack_mask(amg_tensor_data(tm->mask), st->mask_bits,
-                    mask_at(call, i), amg_tensor_numel(tm->mask));
+    if (gta_mask_cached(call, o->g.rescale && !o->g.inverse, st)) {
+        gta_mask_load(st, call, i, tm->mask);
         rc = AMG_OK;
     } else {
         rc = keep_prob(ctx, call, o, i, d, tm);
@@ -308,7 +243,7 @@ static int32_t sparsify_model(amg_ctx *ctx, const amg_merge_call *call,
 static int32_t apply_block(void *inst, amg_ctx *ctx,
                            const amg_merge_call *call, void *stats)
 {
-    gta_della_stats *st = stats;
+    gta_mask_stats *st = stats;
     amg_tensor *d[GTA_MAX_INPUTS] = { NULL };
     della_opts o;
     della_tmp tm = { NULL, NULL, NULL };
@@ -345,25 +280,5 @@ int32_t gta_della_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
 
 int32_t gta_della_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call)
 {
-    const amg_host_api *host = call->host;
-    /* one call does both passes: no mask room, nothing to cache */
-    size_t bytes = offsetof(gta_della_stats, mask_bits);
-    amg_merge_call c = *call;
-    gta_della_stats *st;
-    int32_t rc = AMG_OK;
-
-    st = host->mem_alloc(ctx, bytes, 0);
-    if (st == NULL)
-        return host->fail(ctx, AMG_ENOMEM, "out of memory for %zu bytes of "
-                          "statistics", bytes);
-    memset(st, 0, bytes);
-    st->no_cache = 1;
-    c.row_begin = 0;
-    c.row_end = call->rows_total;
-    c.pass = 0;
-    rc = gta_della_reduce(inst, ctx, &c, st);
-    if (rc == AMG_OK)
-        rc = gta_della_apply(inst, ctx, &c, st);
-    host->mem_free(ctx, st);
-    return rc;
+    return gta_mask_merge(inst, ctx, call, gta_della_reduce, gta_della_apply);
 }

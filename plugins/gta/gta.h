@@ -162,31 +162,51 @@ int32_t gta_outliers_counts(amg_ctx *ctx, const amg_merge_call *call,
                             const gta_opts *o, uint32_t i, uint64_t *k_keep,
                             uint64_t *k_drop);
 
-/* ---- dare.c ---- */
-
-int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                        void *stats);
-int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
-                       void *stats);
-int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
-
-/* ---- della.c ---- */
+/* ---- maskbits.c: keep masks cached between reduce and apply ---- */
 
 /* Bits of keep mask the statistics block caches between reduce and apply
  * (models times elements of a tensor): 32 MiB, enough for three models of
  * a 32000 x 2048 embedding. The host callocs the block per tensor, and a
  * C library maps one this large fresh (glibc: above 32 MiB, always), so
  * only the pages a tensor's masks fill are ever touched. */
-#define GTA_DELLA_MASK_BITS (1ull << 28)
+#define GTA_MASK_BITS (1ull << 28)
 
-typedef struct gta_della_stats {
+/* The statistics of the random sparsifiers (dare, della): the L1 sums of
+ * mergekit's rescale, and the masks their reduce pass drew, so that apply
+ * reads them back instead of drawing (and, for della, ranking) again. */
+typedef struct gta_mask_stats {
     double l1_all[GTA_MAX_INPUTS];     /* sum |d_i| over the tensor */
     double l1_kept[GTA_MAX_INPUTS];    /* sum |kept d_i| */
     int32_t no_cache;                  /* set by merge: no mask room */
     int32_t reserved0;
     /* model i's keep mask at bit i * full_numel + element, when cached */
-    uint64_t mask_bits[GTA_DELLA_MASK_BITS / 64];
-} gta_della_stats;
+    uint64_t mask_bits[GTA_MASK_BITS / 64];
+} gta_mask_stats;
+
+/* Whether the masks of this call are kept in st: only when reduce runs
+ * (l1_rescale: mergekit's L1 rescale), in host memory, and all the
+ * models' masks of the tensor fit. */
+int gta_mask_cached(const amg_merge_call *call, int l1_rescale,
+                    const gta_mask_stats *st);
+/* Store the mask bytes m (each 0 or 1) of model i for the call's
+ * elements; every bit is stored once a tensor, into zeroed bits. */
+void gta_mask_store(gta_mask_stats *st, const amg_merge_call *call,
+                    uint32_t i, const amg_tensor *m);
+/* The mask bytes of model i for the call's elements, into m. */
+void gta_mask_load(const gta_mask_stats *st, const amg_merge_call *call,
+                   uint32_t i, amg_tensor *m);
+/* A whole-tensor merge done as reduce then apply, with no room for masks
+ * (the host gives merge no statistics block). */
+int32_t gta_mask_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       gta_pass_fn reduce, gta_pass_fn apply);
+
+/* ---- dare.c, della.c ---- */
+
+int32_t gta_dare_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                        void *stats);
+int32_t gta_dare_apply(void *inst, amg_ctx *ctx, const amg_merge_call *call,
+                       void *stats);
+int32_t gta_dare_merge(void *inst, amg_ctx *ctx, const amg_merge_call *call);
 
 int32_t gta_della_reduce(void *inst, amg_ctx *ctx, const amg_merge_call *call,
                          void *stats);

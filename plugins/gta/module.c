@@ -247,7 +247,7 @@ static const amg_strategy dare_ties_strategy = {
     .params = dare_ties_params,
     .create = dare_ties_create,
     .merge = gta_dare_merge,
-    .stats_bytes = sizeof(gta_stats),
+    .stats_bytes = sizeof(gta_mask_stats),
     .reduce = gta_dare_reduce,
     .apply = gta_dare_apply,
 };
@@ -271,7 +271,7 @@ static const amg_strategy dare_linear_strategy = {
     .params = dare_linear_params,
     .create = dare_linear_create,
     .merge = gta_dare_merge,
-    .stats_bytes = sizeof(gta_stats),
+    .stats_bytes = sizeof(gta_mask_stats),
     .reduce = gta_dare_reduce,
     .apply = gta_dare_apply,
 };
@@ -374,7 +374,7 @@ static const amg_strategy della_strategy = {
     .params = della_params,
     .create = della_create,
     .merge = gta_della_merge,
-    .stats_bytes = sizeof(gta_della_stats),
+    .stats_bytes = sizeof(gta_mask_stats),
     .reduce = gta_della_reduce,
     .apply = gta_della_apply,
 };
@@ -398,7 +398,7 @@ static const amg_strategy della_linear_strategy = {
     .params = della_linear_params,
     .create = della_linear_create,
     .merge = gta_della_merge,
-    .stats_bytes = sizeof(gta_della_stats),
+    .stats_bytes = sizeof(gta_mask_stats),
     .reduce = gta_della_reduce,
     .apply = gta_della_apply,
 };
