@@ -8,6 +8,15 @@
  * by a stable radix sort on those 32-bit keys: stability is what breaks
  * ties by lower column, and the sort costs a few linear passes whatever
  * the values (rows are at most tens of thousands of elements).
+ *
+ * A row of few distinct magnitudes, as the task vectors of bf16 weights
+ * are (a few hundred in a row of thousands: a difference of two bf16
+ * numbers has few significant bits), is ranked by counting instead: a
+ * hash table counts each magnitude, only the distinct ones are sorted,
+ * and a walk in column order hands out each magnitude's ranks from its
+ * first, so equal magnitudes rank by lower column as the sort has them.
+ * The same ranks, for a fraction of the work; a row with too many
+ * distinct magnitudes is sorted, and so is the rest of its call.
  */
 #include "config.h"
 
@@ -152,12 +161,87 @@ static void rank_norms(float *norm, uint32_t n)
         norm[i] = n > 1 ? (float)((double)i / (double)(n - 1)) : 0.0f;
 }
 
+/* Distinct magnitudes a row may have to be ranked by counting: a quarter
+ * of its length (more, and the sort of them costs most of a row's sort). */
+#define COUNT_SHARE 4u
+#define EMPTY_KEY 0xFFFFFFFFu          /* no magnitude has bit 31 set */
+
+/* Ranks of a row by counting its magnitudes (see above) into out, using
+ * scratch of 2 n entries; 0 when the row has more than n / COUNT_SHARE
+ * distinct magnitudes (nothing written). */
+static int rank_row_counted(uint64_t *scratch, const float *norm,
+                            const float *x, float *out, uint32_t n)
+{
+    uint32_t limit = n / COUNT_SHARE, size = 1, bits = 0, d = 0, i, r;
+    uint32_t *tkey, *tcnt, *slot;
+    uint64_t *u, *e;
+
+    /* a power of two at least twice the limit: probes stay short */
+    while (size < 2 * limit) {
+        size <<= 1;
+        bits++;
+    }
+    if (bits == 0 || n < 64)
+        return 0;
+    /* size <= n: the table fits the first n entries, the slots and the
+     * distinct magnitudes (2 x limit entries) the second */
+    tkey = (uint32_t *)scratch;
+    tcnt = tkey + size;
+    slot = (uint32_t *)(scratch + n);
+    u = scratch + n + (n + 1) / 2;
+    memset(tkey, 0xFF, size * sizeof(*tkey));
+    memset(tcnt, 0, size * sizeof(*tcnt));
+    for (i = 0; i < n; i++) {
+        uint32_t k = abs_key(x[i]);
+        uint32_t h = (k * 0x9E3779B1u) >> (32 - bits);
+
+        while (tkey[h] != k && tkey[h] != EMPTY_KEY)
+            h = (h + 1) & (size - 1);
+        if (tkey[h] == EMPTY_KEY) {
+            if (d == limit)
+                return 0;
+            tkey[h] = k;
+            /* each distinct magnitude once, with its slot */
+            u[d++] = (uint64_t)k << 32 | h;
+        }
+        tcnt[h]++;
+        slot[i] = h;
+    }
+    /* the distinct magnitudes in order */
+    {
+        uint32_t any = 0, all = 0x7FFFFFFFu;
+
+        for (i = 0; i < d; i++) {
+            any |= (uint32_t)(u[i] >> 32);
+            all &= (uint32_t)(u[i] >> 32);
+        }
+        e = radix_sort(u, u + d, d, any ^ all);
+    }
+    /* each magnitude's first rank */
+    for (i = 0, r = 0; i < d; i++) {
+        uint32_t h = (uint32_t)e[i], c = tcnt[h];
+
+        tcnt[h] = r;
+        r += c;
+    }
+    /* x is read in full above, so out may alias it */
+    for (i = 0; i < n; i++)
+        out[i] = norm[tcnt[slot[i]]++];
+    return 1;
+}
+
 static void rank_row(uint64_t *buf, const float *norm, const float *x,
-                     float *out, uint32_t n)
+                     float *out, uint32_t n, int *count)
 {
     const uint64_t *e;
     uint32_t i, any = 0, all = 0x7FFFFFFFu;
 
+    if (*count) {
+        if (rank_row_counted(buf, norm, x, out, n))
+            return;
+        /* the call's rows are alike: sort the rest of them */
+        *count = 0;
+    }
     /* two loops: each vectorises on its own */
     for (i = 0; i < n; i++) {
         uint32_t k = abs_key(x[i]);
@@ -180,6 +264,7 @@ int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
     float *o, *norm;
     uint64_t *buf;
     uint64_t r, rows, cols;
+    int count = 1;
     int rc = amg__kcpu_arg(ctx, "row_abs_rank", "x", x, AMG__KCPU_F32);
 
     if (!rc)
@@ -207,7 +292,8 @@ int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
     norm = (float *)(buf + 2 * cols);
     rank_norms(norm, (uint32_t)cols);
     for (r = 0; r < rows; r++)
-        rank_row(buf, norm, a + r * cols, o + r * cols, (uint32_t)cols);
+        rank_row(buf, norm, a + r * cols, o + r * cols, (uint32_t)cols,
+                 &count);
     free(buf);
     return AMG_OK;
 }

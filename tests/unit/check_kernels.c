@@ -1172,6 +1172,33 @@ START_TEST(test_row_abs_rank_skewed)
 }
 END_TEST
 
+/* Rows of few distinct magnitudes, ranked by counting: each row draws
+ * from a few hundred values (both signs of each, zeros of both signs,
+ * infinities, NaNs: the reference ties NaNs, so one payload), the last
+ * row from more than a quarter of its length (sorted instead). */
+START_TEST(test_row_abs_rank_counted)
+{
+    static float v[RANK_R * RANK_C];
+    float pool[400];
+    int c, p, r;
+
+    lcg_state = 31;
+    for (p = 0; p < 400; p++)
+        pool[p] = p < 2 ? (p ? -0.0f : 0.0f)
+                : p < 4 ? (p == 2 ? INFINITY : -INFINITY)
+                : p < 7 ? NAN
+                : (float)(lcg() % 65536u) * 0x1p-20f;
+    for (r = 0; r < RANK_R; r++)
+        for (c = 0; c < RANK_C; c++) {
+            float x = r < RANK_R - 1 ? pool[lcg() % (r ? 400u : 40u)]
+                                     : (float)(lcg() % 1000000u) * 1e-6f;
+
+            v[r * RANK_C + c] = lcg() & 1u ? -x : x;
+        }
+    rank_vs_sort(v);
+}
+END_TEST
+
 START_TEST(test_row_abs_rank_errors)
 {
     amg_tensor *x = f32z(4), *y = f32z(3), *m = mk_dt(AMG_DT_BOOL, 4);
@@ -1501,6 +1528,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_row_abs_rank_small);
     tcase_add_test(tc, test_row_abs_rank_vs_sort);
     tcase_add_test(tc, test_row_abs_rank_skewed);
+    tcase_add_test(tc, test_row_abs_rank_counted);
     tcase_add_test(tc, test_row_abs_rank_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("rows");
