@@ -72,6 +72,12 @@ AMG_SIMD_FN(void, acc_loop,
     }
 })
 
+void amg__kcpu_axpby_n(float *o, float alpha, const float *a, float beta,
+                       const float *b, uint64_t n)
+{
+    AMG_SIMD(axpby_loop)(o, alpha, a, beta, b, n);
+}
+
 int32_t amg__kcpu_fill(amg_ctx *ctx, amg_tensor *out, float v)
 {
     float *o;
@@ -142,7 +148,7 @@ int32_t amg__kcpu_axpby(amg_ctx *ctx, amg_tensor *out, float alpha,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    AMG_SIMD(axpby_loop)(o, alpha, a, beta, b, n);
+    amg__kcpu_axpby_n(o, alpha, a, beta, b, n);
     return AMG_OK;
 }
 

@@ -41,6 +41,12 @@ int amg__kcpu_args_like(amg_ctx *ctx, const char *kernel, const char *name,
                         const float *w, int need_w, const char *ref_what,
                         const amg_tensor *ref);
 
+/* o[i] = alpha * a[i] + beta * b[i], each product rounded to f32 before
+ * the sum, for i < n (elementwise.c; row_axpby runs it per row). o may
+ * be a or b. */
+void amg__kcpu_axpby_n(float *o, float alpha, const float *a, float beta,
+                       const float *b, uint64_t n);
+
 /* The entries, one family per file. */
 int32_t amg__kcpu_convert(amg_ctx *ctx, amg_tensor *dst,
                           const amg_tensor *src);

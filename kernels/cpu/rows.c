@@ -132,19 +132,6 @@ int32_t amg__kcpu_row_abs_sum(amg_ctx *ctx, const amg_tensor *x,
     return AMG_OK;
 }
 
-AMG_SIMD_FN(void, axpby_row,
-            (float *o, float alpha, const float *a, float beta,
-             const float *b, uint64_t n), {
-    uint64_t c;
-
-    for (c = 0; c < n; c++) {
-        /* both products rounded to f32, then the sum: no FMA */
-        float p = alpha * a[c];
-        float q = beta * b[c];
-        o[c] = p + q;
-    }
-})
-
 int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
                             const amg_tensor *x, const float *beta,
                             const amg_tensor *y)
@@ -171,8 +158,8 @@ int32_t amg__kcpu_row_axpby(amg_ctx *ctx, amg_tensor *out, const float *alpha,
     b = amg_tensor_data(y);
     o = amg_tensor_data(out);
     for (r = 0; r < rows; r++)
-        AMG_SIMD(axpby_row)(o + r * cols, alpha[r], a + r * cols, beta[r],
-                            b + r * cols, cols);
+        amg__kcpu_axpby_n(o + r * cols, alpha[r], a + r * cols, beta[r],
+                          b + r * cols, cols);
     return AMG_OK;
 }
 
