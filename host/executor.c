@@ -175,8 +175,8 @@ static int need_bytes(worker *wk, size_t n, amg_err *err)
 }
 
 /* A host buffer of at least elems floats: the smallest spare that fits,
- * else a new one. */
-static float *take_buf(worker *wk, size_t elems)
+ * else a new one; *cap is how many it holds. */
+static float *take_buf(worker *wk, size_t elems, size_t *cap)
 {
     size_t i, best = wk->n_spare;
     float *p;
@@ -185,9 +185,12 @@ static float *take_buf(worker *wk, size_t elems)
         if (wk->spare[i].cap >= elems &&
             (best == wk->n_spare || wk->spare[i].cap < wk->spare[best].cap))
             best = i;
-    if (best == wk->n_spare)
+    if (best == wk->n_spare) {
+        *cap = elems;
         return malloc(elems * sizeof(float));
+    }
     p = wk->spare[best].p;
+    *cap = wk->spare[best].cap;
     wk->spare[best] = wk->spare[--wk->n_spare];
     return p;
 }
@@ -260,8 +263,7 @@ static int alloc_val(worker *wk, const amg_plan_node *nd, node_val *v,
     }
     if (mapped_f32(wk->run->plan, nd))
         return AMG_OK;
-    v->cap = elems ? elems : 1;
-    v->buf = take_buf(wk, v->cap);
+    v->buf = take_buf(wk, elems ? elems : 1, &v->cap);
     if (!v->buf)
         return amg_err_set(err, AMG_ENOMEM, "cannot allocate a %llu-"
                            "element chunk for '%s'",

@@ -26,6 +26,7 @@
 
 #include "ctx.h"
 #include "kernels_cpu.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
@@ -152,14 +153,15 @@ static uint64_t *radix_sort(uint64_t *a, uint64_t *b, uint32_t n,
 }
 
 /* norm[i] = rank i scaled to [0, 1], the same for every row of n: one
- * division per column for the call instead of one per element. */
-static void rank_norms(float *norm, uint32_t n)
-{
+ * division per column for the call instead of one per element (a call is
+ * often a few rows, so the divisions are worth the wider forms). */
+AMG_SIMD_FN(void, rank_norms, (float *norm, uint32_t n), {
     uint32_t i;
+    double last = n > 1 ? (double)(n - 1) : 1.0;
 
     for (i = 0; i < n; i++)
-        norm[i] = n > 1 ? (float)((double)i / (double)(n - 1)) : 0.0f;
-}
+        norm[i] = (float)((double)i / last);
+})
 
 /* Distinct magnitudes a row may have to be ranked by counting: a quarter
  * of its length (more, and the sort of them costs most of a row's sort). */
@@ -290,7 +292,7 @@ int32_t amg__kcpu_row_abs_rank(amg_ctx *ctx, amg_tensor *out,
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
     norm = (float *)(buf + 2 * cols);
-    rank_norms(norm, (uint32_t)cols);
+    AMG_SIMD(rank_norms)(norm, (uint32_t)cols);
     for (r = 0; r < rows; r++)
         rank_row(buf, norm, a + r * cols, o + r * cols, (uint32_t)cols,
                  &count);

@@ -266,6 +266,8 @@ static void run_rows(const inputs *in, results *rs)
     keep(rs, "row_abs_sum kept", F64, kept, (size_t)rows * sizeof(double));
     ck_assert_int_eq(K->row_axpby(&ctx, o, alpha, x, beta, y), AMG_OK);
     keep_t(rs, "row_axpby", o);
+    ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
+    keep_t(rs, "row_abs_rank", o);
     u = offset_t(amg_dl_make(AMG_DL_FLOAT, 32), in->n);
     u->elem_offset = 5;                /* a chunk inside a Philox block */
     ck_assert_int_eq(K->rng_uniform(&ctx, u, 42, 7), AMG_OK);
