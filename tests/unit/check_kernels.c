@@ -843,6 +843,38 @@ END_TEST
 
 /* ---- reductions ---- */
 
+/* Many rows (full groups of the kernel's interleaved rows and a ragged
+ * last one), each summed in f64 in column order: values of very
+ * different sizes make any other order give other bits. */
+START_TEST(test_row_dot_order)
+{
+    enum { R = 19, C = 37 };
+    const int64_t shape[2] = { R, C };
+    amg_tensor *x = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
+    amg_tensor *y = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, shape);
+    double out[R];
+    int r, c;
+
+    lcg_state = 5;
+    for (r = 0; r < R * C; r++) {
+        F(x)[r] = (float)((int32_t)(lcg() % 2001u) - 1000) *
+                  (lcg() % 5u == 0 ? 1e7f : 1e-3f);
+        F(y)[r] = (float)((int32_t)(lcg() % 2001u) - 1000) * 1e-2f;
+    }
+    ck_assert_int_eq(K->row_dot(&ctx, x, y, out), AMG_OK);
+    for (r = 0; r < R; r++) {
+        double want = 0.0;
+
+        for (c = 0; c < C; c++)
+            want += (double)F(x)[r * C + c] * (double)F(y)[r * C + c];
+        ck_assert_msg(memcmp(&want, &out[r], sizeof(want)) == 0,
+                      "row %d: got %.17g, want %.17g", r, out[r], want);
+    }
+    amg_tensor_free(x);
+    amg_tensor_free(y);
+}
+END_TEST
+
 START_TEST(test_reduce_small)
 {
     const float a[4] = { 1, 2, 3, 4 }, b[4] = { 4, 5, 6, -1 };
@@ -1517,6 +1549,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_ties);
     tcase_add_test(tc, test_ties_small_divisor);
     tcase_add_test(tc, test_reduce_small);
+    tcase_add_test(tc, test_row_dot_order);
     tcase_add_test(tc, test_reduce_large);
     tcase_add_test(tc, test_philox_kat);
     tcase_add_test(tc, test_rng_uniform);

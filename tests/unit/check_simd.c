@@ -128,7 +128,7 @@ typedef struct result {
     size_t len;
 } result;
 
-#define MAX_RESULTS 32
+#define MAX_RESULTS 48
 
 typedef struct results {
     result r[MAX_RESULTS];
@@ -268,6 +268,8 @@ static void run_rows(const inputs *in, results *rs)
     keep_t(rs, "row_axpby", o);
     ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
     keep_t(rs, "row_abs_rank", o);
+    ck_assert_int_eq(K->row_dot(&ctx, x, y, all), AMG_OK);
+    keep(rs, "row_dot", F64, all, (size_t)rows * sizeof(double));
     u = offset_t(amg_dl_make(AMG_DL_FLOAT, 32), in->n);
     u->elem_offset = 5;                /* a chunk inside a Philox block */
     ck_assert_int_eq(K->rng_uniform(&ctx, u, 42, 7), AMG_OK);
