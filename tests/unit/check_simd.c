@@ -264,6 +264,24 @@ static void run_rows(const inputs *in, results *rs)
     ck_assert_int_eq(K->row_abs_sum(&ctx, x, mk8, all, kept), AMG_OK);
     keep(rs, "row_abs_sum all", F64, all, (size_t)rows * sizeof(double));
     keep(rs, "row_abs_sum kept", F64, kept, (size_t)rows * sizeof(double));
+    ck_assert_int_eq(K->row_abs_sum(&ctx, x, NULL, all, NULL), AMG_OK);
+    keep(rs, "row_abs_sum, no mask", F64, all, (size_t)rows * sizeof(double));
+    if (in->n >= 41) {
+        /* rows of 41: gathers across rows far apart, a ragged last group */
+        int64_t s41[2] = { in->n / 41, 41 };
+        amg_tensor *w = mk(amg_dl_make(AMG_DL_FLOAT, 32), 2, s41);
+        amg_tensor *wm = mk(amg_dl_make(AMG_DL_BOOL, 8), 2, s41);
+
+        memcpy(F(w), F(in->x[1]), (size_t)(s41[0] * 41) * sizeof(float));
+        memcpy(M(wm), M(in->mask), (size_t)(s41[0] * 41));
+        ck_assert_int_eq(K->row_abs_sum(&ctx, w, wm, all, kept), AMG_OK);
+        keep(rs, "row_abs_sum 41 all", F64, all,
+             (size_t)s41[0] * sizeof(double));
+        keep(rs, "row_abs_sum 41 kept", F64, kept,
+             (size_t)s41[0] * sizeof(double));
+        amg_tensor_free(wm);
+        amg_tensor_free(w);
+    }
     ck_assert_int_eq(K->row_axpby(&ctx, o, alpha, x, beta, y), AMG_OK);
     keep_t(rs, "row_axpby", o);
     ck_assert_int_eq(K->row_abs_rank(&ctx, o, x), AMG_OK);
