@@ -72,6 +72,33 @@ AMG_SIMD_FN(void, acc_loop,
     }
 })
 
+AMG_SIMD_FN(void, fill_loop, (float *o, float v, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++)
+        o[i] = v;
+})
+
+AMG_SIMD_FN(void, abs_loop, (float *o, const float *a, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++)
+        o[i] = fabsf(a[i]);
+})
+
+/* +-1 by the sign bit for a non-zero number; +0 for +-0 and NaN. On the
+ * bit patterns, as float compares keep the loop scalar. */
+AMG_SIMD_FN(void, sign_loop, (float *o, const float *a, uint64_t n), {
+    uint64_t i;
+
+    for (i = 0; i < n; i++) {
+        uint32_t b = amg_f32_bits(a[i]);
+        uint32_t nz = ((b & 0x7FFFFFFFu) - 1u) < 0x7F800000u;
+
+        o[i] = amg_bits_f32((0x3F800000u | (b & 0x80000000u)) & (0u - nz));
+    }
+})
+
 void amg__kcpu_axpby_n(float *o, float alpha, const float *a, float beta,
                        const float *b, uint64_t n)
 {
@@ -81,15 +108,14 @@ void amg__kcpu_axpby_n(float *o, float alpha, const float *a, float beta,
 int32_t amg__kcpu_fill(amg_ctx *ctx, amg_tensor *out, float v)
 {
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = amg__kcpu_arg(ctx, "fill", "out", out, AMG__KCPU_F32);
 
     if (rc)
         return rc;
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = v;
+    AMG_SIMD(fill_loop)(o, v, n);
     return AMG_OK;
 }
 
@@ -192,7 +218,7 @@ int32_t amg__kcpu_abs(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
 {
     const float *a;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_unary(ctx, "abs", out, x);
 
     if (rc)
@@ -200,8 +226,7 @@ int32_t amg__kcpu_abs(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    for (i = 0; i < n; i++)
-        o[i] = fabsf(a[i]);
+    AMG_SIMD(abs_loop)(o, a, n);
     return AMG_OK;
 }
 
@@ -209,7 +234,7 @@ int32_t amg__kcpu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
 {
     const float *a;
     float *o;
-    uint64_t i, n;
+    uint64_t n;
     int rc = check_unary(ctx, "sign", out, x);
 
     if (rc)
@@ -217,14 +242,7 @@ int32_t amg__kcpu_sign(amg_ctx *ctx, amg_tensor *out, const amg_tensor *x)
     a = amg_tensor_data(x);
     o = amg_tensor_data(out);
     n = amg_tensor_numel(out);
-    /* +-1 by the sign bit for a non-zero number; +0 for +-0 and NaN. On
-     * the bit patterns, as float compares keep the loop scalar. */
-    for (i = 0; i < n; i++) {
-        uint32_t b = amg_f32_bits(a[i]);
-        uint32_t nz = ((b & 0x7FFFFFFFu) - 1u) < 0x7F800000u;
-
-        o[i] = amg_bits_f32((0x3F800000u | (b & 0x80000000u)) & (0u - nz));
-    }
+    AMG_SIMD(sign_loop)(o, a, n);
     return AMG_OK;
 }
 

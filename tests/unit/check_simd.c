@@ -185,6 +185,12 @@ static void run_elementwise(const inputs *in, results *rs)
     memcpy(F(o), F(in->x[1]), (size_t)in->n * sizeof(float));
     ck_assert_int_eq(K->axpby(&ctx, o, 1.0f, in->x[2], 1.0f, o), AMG_OK);
     keep_t(rs, "axpby in place", o);
+    ck_assert_int_eq(K->abs(&ctx, o, in->x[0]), AMG_OK);
+    keep_t(rs, "abs", o);
+    ck_assert_int_eq(K->sign(&ctx, o, in->x[1]), AMG_OK);
+    keep_t(rs, "sign", o);
+    ck_assert_int_eq(K->fill(&ctx, o, -0.0f), AMG_OK);
+    keep_t(rs, "fill", o);
     ck_assert_int_eq(K->mul(&ctx, o, in->x[0], in->x[1]), AMG_OK);
     keep_t(rs, "mul", o);
     ck_assert_int_eq(K->div(&ctx, o, in->x[0], in->x[1]), AMG_OK);
