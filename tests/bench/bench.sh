@@ -20,13 +20,17 @@
 #        write = wall time of `dd if=/dev/zero bs=1M count=<output MiB>
 #                conv=fsync` into the work folder, i.e. writing the
 #                output's byte count and flushing it to the disk, as the
-#                executor does before its rename;
+#                executor does before its rename (the median of three:
+#                a shared disk's speed varies from one write to the next);
 #        floor = read + write;
 #   4. runs `amalgam merge` for every strategy `amalgam plugins` lists that
 #      has a bench pipeline below, at -j1 and -jN (N = nproc), and reports
 #      wall time, CPU time (user + system: steadier than wall time on a
 #      busy machine), input GB/s (input bytes / wall), the ratio to the
-#      floor, and peak private memory: the highest RssAnon of the process,
+#      floor, the ratio to linear's wall time at the same -j (linear runs
+#      first: the cheapest merge over the same bytes, so this ratio is a
+#      strategy's compute cost whatever the disk does), and peak private
+#      memory: the highest RssAnon of the process,
 #      sampled from /proc/PID/status every 50 ms (VmHWM would count the
 #      mapped input files, which are page cache, not private memory).
 #
@@ -49,7 +53,7 @@ for a in "$@"; do
         --small) small=1 ;;
         --sizes) sizes=1 ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown option '$a' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -245,12 +249,16 @@ bench_size() {
     t0=$(now); cat $inputs >/dev/null; t1=$(now)
     rd=$(calc "$t1 - $t0" %.6f)
     mib=$(( (out_bytes + 1048575) / 1048576 ))
-    t0=$(now)
-    dd if=/dev/zero of="$W/floor.bin" bs=1M count="$mib" conv=fsync \
-        2>/dev/null
-    t1=$(now)
-    rm -f "$W/floor.bin"
-    wr=$(calc "$t1 - $t0" %.6f)
+    for k in 1 2 3; do
+        t0=$(now)
+        dd if=/dev/zero of="$W/floor.bin" bs=1M count="$mib" conv=fsync \
+            2>/dev/null
+        t1=$(now)
+        rm -f "$W/floor.bin"
+        calc "$t1 - $t0" '%.6f\n'
+    done | sort -n >"$W/writes"
+    wr=$(sed -n 2p "$W/writes")
+    rm -f "$W/writes"
     floor=$(calc "$rd + $wr" %.6f)
 
     echo
@@ -262,10 +270,13 @@ bench_size() {
         "$rd" "$(calc "$in_bytes / 1e9 / $rd")"
     printf ' %.3f s (%.2f GB/s, fsync) = %.3f s\n' "$wr" \
         "$(calc "$out_bytes / 1e9 / $wr")" "$floor"
-    printf '%-18s %4s %9s %8s %10s %8s %14s\n' strategy jobs "wall s" \
-        "cpu s" "input GB/s" "x floor" "peak anon MB"
+    printf '%-18s %4s %9s %8s %10s %8s %9s %14s\n' strategy jobs "wall s" \
+        "cpu s" "input GB/s" "x floor" "x linear" "peak anon MB"
 
-    ids=$("$AMALGAM" plugins 2>/dev/null | awk 'NR > 1 && NF { print $1 }')
+    # linear first: the other rows are also given as multiples of it
+    ids=$("$AMALGAM" plugins 2>/dev/null |
+          awk 'NR > 1 && NF { print ($1 == "linear" ? 0 : 1), $1 }' |
+          sort -k1,1n -k2 | cut -d' ' -f2)
     [ -n "$ids" ] || echo "(no strategies found: is plugins/.libs built?)"
     for id in $ids; do
         if ! pipeline "$id" "$d" >"$W/$id.yaml"; then
@@ -279,9 +290,13 @@ bench_size() {
                 sed 's/^/    /' "$W/merge.log"
                 continue
             fi
-            printf '%-18s %4s %9.3f %8.3f %10.2f %8.2f %14.1f\n' "$id" \
+            [ "$id" = linear ] && eval "lin_$j=\$wall"
+            eval "lin=\${lin_$j:-}"
+            xlin=-
+            [ -n "$lin" ] && xlin=$(calc "$wall / $lin")
+            printf '%-18s %4s %9.3f %8.3f %10.2f %8.2f %9s %14.1f\n' "$id" \
                 "$j" "$wall" "$cpu" "$(calc "$in_bytes / 1e9 / $wall")" \
-                "$(calc "$wall / $floor")" "$(calc "$peak_kb / 1024")"
+                "$(calc "$wall / $floor")" "$xlin" "$(calc "$peak_kb / 1024")"
         done
     done
     [ "$keep" -eq 1 ] || rm -rf "$d"
