@@ -91,8 +91,9 @@ int amg_dtype_parse_user(const char *name, amg_dtype *out)
 /*
  * Fast paths for the types every merge reads and writes. On a little-endian
  * host an element is a plain (unaligned) load, so these loops are simple
- * enough for the compiler to vectorise; the per-element rules are the same
- * functions as the general loop's, so the results are identical.
+ * enough for the compiler to vectorise, in each of simd.h's forms; the
+ * per-element rules are the same functions as the general loop's, so the
+ * results are identical.
  */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define AMG_LE_HOST 1

@@ -75,7 +75,6 @@ typedef struct node_val {
     const amg_params **ps;             /* MERGE: per-model views */
 } node_val;
 
-/* A worker's state for the tensor it is on. */
 /* Host chunk buffers a worker keeps between tensors: the next tensor's
  * chunks reuse them rather than fault fresh pages in (and unmap them
  * again) for every tensor. Only buffers of at most the chunk size are
@@ -86,6 +85,7 @@ typedef struct spare_buf {
     size_t cap;                        /* elements */
 } spare_buf;
 
+/* A worker's state for the tensor it is on. */
 typedef struct worker {
     exec_run *run;
     size_t *order;                     /* nodes, inputs before users */
