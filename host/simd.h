@@ -42,6 +42,17 @@ int amg_simd_supported(void);
  * in use. For tests: call while no kernel runs. */
 int amg_simd_use(int level);
 
+/* For the loops over a few rows at once (row sums): the helper inlined
+ * with its row count a constant, and its loop over the rows unrolled, so
+ * the rows' sums are registers. */
+#if defined(__GNUC__) || defined(__clang__)
+#define AMG_ALWAYS_INLINE inline __attribute__((always_inline))
+#define AMG_UNROLL8 _Pragma("GCC unroll 8")
+#else
+#define AMG_ALWAYS_INLINE inline
+#define AMG_UNROLL8
+#endif
+
 #if (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
 #define AMG_SIMD_X86 1

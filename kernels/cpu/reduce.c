@@ -105,7 +105,7 @@ int32_t amg__kcpu_norm_l1(amg_ctx *ctx, const amg_tensor *x, double *out)
 /* Dots of lanes rows. Inlined with lanes constant for full groups, so the
  * sums are registers (a variable count keeps them in memory, each add
  * waiting on the store of the one before). */
-static inline __attribute__((always_inline)) void
+static AMG_ALWAYS_INLINE void
 dot_rows(const float *a, const float *b, uint64_t cols, uint32_t lanes,
          double *out)
 {
@@ -114,9 +114,7 @@ dot_rows(const float *a, const float *b, uint64_t cols, uint32_t lanes,
     uint32_t j;
 
     for (c = 0; c < cols; c++) {
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
+        AMG_UNROLL8
         for (j = 0; j < lanes; j++)
             s[j] += (double)a[j * cols + c] * (double)b[j * cols + c];
     }

@@ -56,7 +56,7 @@ static inline double kept_term(double t, uint8_t m)
  * the sums live in registers and the rows' add chains overlap (with a
  * variable count they were stack slots, each add waiting on the store of
  * the one before). */
-static inline __attribute__((always_inline)) void
+static AMG_ALWAYS_INLINE void
 abs_sum_rows(const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
              int masked, double *all, double *kept)
 {
@@ -65,9 +65,7 @@ abs_sum_rows(const float *a, const uint8_t *m, uint64_t cols, uint32_t lanes,
     uint32_t j;
 
     for (c = 0; c < cols; c++) {
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
+        AMG_UNROLL8
         for (j = 0; j < lanes; j++) {
             double t = abs_term(a[j * cols + c]);
 
