@@ -167,14 +167,20 @@ AMG_SIMD_FN(void, rank_norms, (float *norm, uint32_t n), {
  * of its length (more, and the sort of them costs most of a row's sort). */
 #define COUNT_SHARE 4u
 #define EMPTY_KEY 0xFFFFFFFFu          /* no magnitude has bit 31 set */
+/* Extra probes a row may take, per element, before it is sorted instead:
+ * a table at most half full needs about one. */
+#define COUNT_PROBES 4u
 
 /* Ranks of a row by counting its magnitudes (see above) into out, using
  * scratch of 2 n entries; 0 when the row has more than n / COUNT_SHARE
- * distinct magnitudes (nothing written). */
+ * distinct magnitudes, or when they collide in the table so much that
+ * probing would cost more than sorting (values made to collide must not
+ * make a row quadratic), with nothing written. */
 static int rank_row_counted(uint64_t *scratch, const float *norm,
                             const float *x, float *out, uint32_t n)
 {
     uint32_t limit = n / COUNT_SHARE, size = 1, bits = 0, d = 0, i, r;
+    uint64_t probes = 0;
     uint32_t *tkey, *tcnt, *slot;
     uint64_t *u, *e;
 
@@ -197,8 +203,11 @@ static int rank_row_counted(uint64_t *scratch, const float *norm,
         uint32_t k = abs_key(x[i]);
         uint32_t h = (k * 0x9E3779B1u) >> (32 - bits);
 
-        while (tkey[h] != k && tkey[h] != EMPTY_KEY)
+        while (tkey[h] != k && tkey[h] != EMPTY_KEY) {
             h = (h + 1) & (size - 1);
+            if (++probes > (uint64_t)COUNT_PROBES * n)
+                return 0;
+        }
         if (tkey[h] == EMPTY_KEY) {
             if (d == limit)
                 return 0;

@@ -1208,6 +1208,29 @@ END_TEST
  * from a few hundred values (both signs of each, zeros of both signs,
  * infinities, NaNs: the reference ties NaNs, so one payload), the last
  * row from more than a quarter of its length (sorted instead). */
+/* Magnitudes made to collide in the counting path's hash table: keys
+ * j * 0x9E3779B1^-1 (mod 2^32) all hash to bucket 0 for small j, so the
+ * table degenerates into one probe chain; the row must still be ranked
+ * right (by the sort the kernel falls back to) and not in quadratic time. */
+START_TEST(test_row_abs_rank_collisions)
+{
+    static float v[RANK_R * RANK_C];
+    uint32_t keys[600], j, n = 0;
+    int c;
+
+    for (j = 1; n < 600; j++) {
+        uint32_t k = j * 0x0E8B2F51u;  /* the hash constant's inverse */
+
+        if (k <= 0x7F800000u)
+            keys[n++] = k;
+    }
+    lcg_state = 77;
+    for (c = 0; c < RANK_R * RANK_C; c++)
+        v[c] = amg_bits_f32(keys[lcg() % 600u] | (lcg() & 1u) << 31);
+    rank_vs_sort(v);
+}
+END_TEST
+
 START_TEST(test_row_abs_rank_counted)
 {
     static float v[RANK_R * RANK_C];
@@ -1562,6 +1585,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_row_abs_rank_vs_sort);
     tcase_add_test(tc, test_row_abs_rank_skewed);
     tcase_add_test(tc, test_row_abs_rank_counted);
+    tcase_add_test(tc, test_row_abs_rank_collisions);
     tcase_add_test(tc, test_row_abs_rank_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("rows");
