@@ -260,9 +260,7 @@ static int32_t apply_block(void *inst, amg_ctx *ctx,
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o.g, d);
     free_tmp(ctx, call, &tm);
-    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
-                                             : GTA_MAX_INPUTS; i > 0; i--)
-        call->host->tensor_release(ctx, d[i - 1]);
+    gta_release_deltas(ctx, call, d);
     return rc;
 }
 

@@ -142,6 +142,17 @@ int32_t gta_deltas(amg_ctx *ctx, const amg_merge_call *call, amg_tensor **d)
     return rc;
 }
 
+void gta_release_deltas(amg_ctx *ctx, const amg_merge_call *call,
+                        amg_tensor **d)
+{
+    uint32_t i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
+                                                  : GTA_MAX_INPUTS;
+
+    /* newest first: the host finds those soonest */
+    for (; i > 0; i--)
+        call->host->tensor_release(ctx, d[i - 1]);
+}
+
 /* out /= the sum of the weights (f32, in model order, as torch sums the
  * weight tensor), a divisor below 1e-8 in size counting as 1. */
 static int32_t divide_by_weights(amg_ctx *ctx, const amg_merge_call *call,
@@ -304,7 +315,6 @@ static int32_t task_arithmetic_block(void *inst, amg_ctx *ctx,
 {
     amg_tensor *d[GTA_MAX_INPUTS] = { NULL };
     gta_opts o;
-    uint32_t i;
     int32_t rc;
 
     (void)stats;
@@ -313,9 +323,7 @@ static int32_t task_arithmetic_block(void *inst, amg_ctx *ctx,
         rc = gta_deltas(ctx, call, d);
     if (rc == AMG_OK)
         rc = gta_combine(ctx, call, &o, d);
-    /* newest first: the host finds those soonest */
-    for (i = o.n < GTA_MAX_INPUTS ? o.n : GTA_MAX_INPUTS; i > 0; i--)
-        call->host->tensor_release(ctx, d[i - 1]);
+    gta_release_deltas(ctx, call, d);
     return rc;
 }
 

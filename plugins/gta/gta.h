@@ -106,6 +106,9 @@ int32_t gta_delta_to(amg_ctx *ctx, const amg_merge_call *call, uint32_t i,
                      amg_tensor *d);
 /* d[i] = inputs[i] - base for every input. */
 int32_t gta_deltas(amg_ctx *ctx, const amg_merge_call *call, amg_tensor **d);
+/* Release what gta_deltas made (NULL entries are skipped). */
+void gta_release_deltas(amg_ctx *ctx, const amg_merge_call *call,
+                        amg_tensor **d);
 /* out = base + lambda * (consensus or plain) mix of the weighted d. */
 int32_t gta_combine(amg_ctx *ctx, const amg_merge_call *call,
                     const gta_opts *o, amg_tensor *const *d);

@@ -102,16 +102,13 @@ static void tmp_release(amg_ctx *ctx, const amg_merge_call *call,
                         sce_tmp *t)
 {
     const amg_host_api *host = call->host;
-    uint32_t i;
 
     /* newest first: the host finds those soonest */
     host->tensor_release(ctx, t->mask);
     host->tensor_release(ctx, t->dev);
     host->tensor_release(ctx, t->var);
     host->tensor_release(ctx, t->mean);
-    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
-                                             : GTA_MAX_INPUTS; i > 0; i--)
-        host->tensor_release(ctx, t->d[i - 1]);
+    gta_release_deltas(ctx, call, t->d);
 }
 
 /* t->var = the population variance of the task vectors per element. */

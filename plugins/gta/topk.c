@@ -299,9 +299,7 @@ static int32_t apply_block(void *inst, amg_ctx *ctx,
     /* newest first: the host finds those soonest */
     for (i = 3; i > 0; i--)
         host->tensor_release(ctx, scratch[i - 1]);
-    for (i = call->n_inputs < GTA_MAX_INPUTS ? call->n_inputs
-                                             : GTA_MAX_INPUTS; i > 0; i--)
-        host->tensor_release(ctx, d[i - 1]);
+    gta_release_deltas(ctx, call, d);
     return rc;
 }
 
