@@ -41,13 +41,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "py"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_reader  # noqa: E402  (paths set just above)
+from refcheck import Mismatch, first_bad  # noqa: E402
 from lora import write_safetensors  # noqa: E402
 
 FLOAT = ("F32", "F16", "BF16", "F64")
 
-
-class Mismatch(Exception):
-    pass
 
 
 def make(a):
@@ -149,15 +147,7 @@ def check(a):
             # linear's arithmetic: an f32 weighted sum, then a division
             tol = 2.0 ** -21 * sum(abs(ci) * np.abs(x)
                                    for ci, x in zip(c, xs)) / abs(sum(c))
-        bad = np.nonzero((err > tol).reshape(-1))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise Mismatch("%s: element %d is %r, expected %r (error %.3g, "
-                           "tolerance %.3g)" % (
-                               name, i, float(g.reshape(-1)[i]),
-                               float(want.reshape(-1)[i]),
-                               float(err.reshape(-1)[i]),
-                               float(tol.reshape(-1)[i])))
+        first_bad(name, g, want, err, tol, bad=err > tol)
         nz = want != 0
         if np.any(nz):
             worst = max(worst, float(np.max(err[nz] / np.abs(want[nz]))))

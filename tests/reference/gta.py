@@ -61,6 +61,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "py"))
 import st_reader  # noqa: E402
+from refcheck import Mismatch, first_bad  # noqa: E402
 
 M32 = np.uint64(0xFFFFFFFF)
 MASK64 = (1 << 64) - 1
@@ -76,9 +77,6 @@ METHODS = {  # name: (sparsifier, consensus, normalize default, rescale default)
     "della_linear": ("della", False, False, True),
 }
 
-
-class Mismatch(Exception):
-    pass
 
 
 # ---- amalgam/rng.h, in numpy ----
@@ -236,12 +234,7 @@ def check(a):
         err = np.abs(g - want)
         bad = (err > tol) & ~skip
         skipped += int(skip.sum())
-        if bad.any():
-            j = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise Mismatch("%s: element %d is %r, expected %r (%d elements "
-                           "off)" % (name, j, float(g.reshape(-1)[j]),
-                                     float(want.reshape(-1)[j]),
-                                     int(bad.sum())))
+        first_bad(name, g, want, err, tol, bad=bad)
         rel = err / np.maximum(np.abs(want).max(), 1e-30)
         worst = max(worst, float(rel.max()))
     print("gta.py: %s: %d tensors match %s (largest error %.2g of the "

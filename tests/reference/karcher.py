@@ -59,14 +59,12 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "py"))
 import st_reader  # noqa: E402  (path set just above)
+from refcheck import Mismatch, first_bad  # noqa: E402
 
 HALF_ULP = {"F32": 2.0 ** -24, "BF16": 2.0 ** -8, "F16": 2.0 ** -11}
 # half the spacing of subnormals, where the relative bound stops holding
 HALF_SUB = {"F32": 2.0 ** -150, "BF16": 2.0 ** -134, "F16": 2.0 ** -25}
 
-
-class Mismatch(Exception):
-    pass
 
 
 def karcher(ts, max_iter, tol):
@@ -137,15 +135,7 @@ def check_tensor(name, g, ts, dt, max_iter, tol, rtol):
     scale = term_scale(want, ts)
     lim = rtol * scale + HALF_ULP[dt] * np.abs(want) + HALF_SUB[dt]
     err = np.abs(g - want)
-    bad = np.nonzero((~(err <= lim)).reshape(-1))[0]
-    if bad.size:
-        i = int(bad[0])
-        raise Mismatch("%s: element %d is %r, expected %r (error %.3g, "
-                       "tolerance %.3g)" % (
-                           name, i, float(g.reshape(-1)[i]),
-                           float(want.reshape(-1)[i]),
-                           float(err.reshape(-1)[i]),
-                           float(lim.reshape(-1)[i])))
+    first_bad(name, g, want, err, lim)
     nz = scale > 0
     return float(np.max(err[nz] / scale[nz])) if np.any(nz) else 0.0
 

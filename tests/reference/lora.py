@@ -60,12 +60,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "py"))
 import st_reader  # noqa: E402  (path set just above)
+from refcheck import Mismatch  # noqa: E402
 
 PREFIX = "base_model.model."
 
-
-class Mismatch(Exception):
-    pass
 
 
 def pattern_key(keys, name):

@@ -46,12 +46,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "py"))
 import st_reader  # noqa: E402  (path set just above)
+from refcheck import Mismatch, first_bad  # noqa: E402
 
 HALF_ULP = {"F32": 2.0 ** -24, "BF16": 2.0 ** -8, "F16": 2.0 ** -11}
 
-
-class Mismatch(Exception):
-    pass
 
 
 def rows_of(x, filter_wise):
@@ -105,15 +103,7 @@ def check(out, base_dir, model_dirs, filter_wise, rtol, copy_of):
                                      filter_wise)
         tol = rtol * scale + HALF_ULP[got_dt[name]] * np.abs(want)
         err = np.abs(g - want)
-        bad = np.nonzero((err > tol).reshape(-1))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise Mismatch("%s: element %d is %r, expected %r (error %.3g, "
-                           "tolerance %.3g)" % (
-                               name, i, float(g.reshape(-1)[i]),
-                               float(want.reshape(-1)[i]),
-                               float(err.reshape(-1)[i]),
-                               float(tol.reshape(-1)[i])))
+        first_bad(name, g, want, err, tol, bad=err > tol)
         nz = scale > 0
         if np.any(nz):
             worst = max(worst, float(np.max(err[nz] / scale[nz])))

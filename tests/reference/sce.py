@@ -40,10 +40,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "py"))
 import st_reader  # noqa: E402
+from refcheck import Mismatch, first_bad  # noqa: E402
 
-
-class Mismatch(Exception):
-    pass
 
 
 def variance32(tv32):
@@ -111,12 +109,7 @@ def check(a):
         err = np.abs(g - want)
         bad = (err > tol) & ~skip
         skipped += int(skip.sum())
-        if bad.any():
-            j = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise Mismatch("%s: element %d is %r, expected %r (%d elements "
-                           "off)" % (name, j, float(g.reshape(-1)[j]),
-                                     float(want.reshape(-1)[j]),
-                                     int(bad.sum())))
+        first_bad(name, g, want, err, tol, bad=bad)
         rel = err / max(np.abs(want).max(), 1e-30)
         worst = max(worst, float(rel.max()))
     print("sce.py: %s: %d tensors match sce select_topk %g (largest error "

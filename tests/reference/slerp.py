@@ -44,10 +44,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "py"))
 import st_reader  # noqa: E402  (path set just above)
+from refcheck import Mismatch, first_bad  # noqa: E402
 
-
-class Mismatch(Exception):
-    pass
 
 
 # ---- the methods, as mergekit writes them, in float64 ----
@@ -236,14 +234,7 @@ def check(a):
                                          half_ulp(got[name], a.out_dtype))
         err = np.abs(got[name] - ref).reshape(-1)
         tol = np.broadcast_to(tol, ref.shape).reshape(-1)
-        bad = np.nonzero(~(err <= tol))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise Mismatch("%s: element %d is %r, the reference %r (error %g "
-                           "> tolerance %g)" % (
-                               name, i, float(got[name].reshape(-1)[i]),
-                               float(ref.reshape(-1)[i]), float(err[i]),
-                               float(tol[i])))
+        first_bad(name, got[name], ref, err, tol)
         worst = max(worst, float(np.max(err / tol)) if err.size else 0.0)
     return len(got), worst
 
